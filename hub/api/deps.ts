@@ -1,0 +1,18 @@
+// What the admin routes need from the running hub.
+import type { Clock } from '../../shared/clock.ts';
+import type { Logger } from '../../shared/logger.ts';
+import type { Store } from '../store/index.ts';
+import type { AgentSessions } from '../tunnel/session.ts';
+import type { WorkerLiveness } from '../control/liveness.ts';
+import type { HeartbeatWriter } from '../tunnel/heartbeat-writer.ts';
+
+export interface ApiDeps {
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  sessions: AgentSessions;
+  liveness: WorkerLiveness;
+  heartbeats: HeartbeatWriter;
+  /** The URL agents and clients use to reach this hub (known once the server listens). */
+  publicUrl: () => string;
+}

@@ -1,0 +1,10 @@
+// The explicit, append-only list of migrations; a migration's version is its position (1, 2, …).
+import { migration001 } from './001-initial.ts';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const migrations: readonly Migration[] = [migration001];

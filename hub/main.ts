@@ -1,0 +1,114 @@
+// Starts a hub: database, bootstrap secrets, control loops, tunnel and HTTP server; returns a handle that stops it all.
+import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { systemClock, type Clock } from '../shared/clock.ts';
+import { createLogger, type Logger } from '../shared/logger.ts';
+import { ensurePrivateDir } from '../shared/files.ts';
+import type { HubConfig } from './config.ts';
+import { openDatabase } from './db/open.ts';
+import { createStore, type Store } from './store/index.ts';
+import { bootstrapSecrets, writeCliConfig, type BootstrapSecrets } from './bootstrap.ts';
+import { createMetrics } from './metrics.ts';
+import { WorkerLiveness } from './control/liveness.ts';
+import { HeartbeatWriter } from './tunnel/heartbeat-writer.ts';
+import { AgentSessions } from './tunnel/session.ts';
+import { createTunnelServer } from './tunnel/server.ts';
+import { LastUsedRecorder } from './api/last-used.ts';
+import { createAgentBundle } from './install/bundle.ts';
+import { buildApp } from './app.ts';
+
+export const DATABASE_FILE = 'hub.db';
+
+export interface RunningHub {
+  url: string;
+  publicUrl: string;
+  secrets: BootstrapSecrets;
+  cliConfigFile: string;
+  store: Store;
+  close(): Promise<void>;
+}
+
+export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: Clock } = {}): Promise<RunningHub> {
+  const log = opts.log ?? createLogger({ level: config.logLevel, name: 'hub' });
+  const clock = opts.clock ?? systemClock;
+  ensurePrivateDir(config.dataDir);
+  const db = openDatabase(join(config.dataDir, DATABASE_FILE));
+  const store = createStore(db, clock);
+  const secrets = bootstrapSecrets({ store, config, log });
+
+  const sessions = new AgentSessions();
+  const metrics = createMetrics({ store, sessionCount: () => sessions.size });
+  const liveness = new WorkerLiveness({ store, clock, log, heartbeatIntervalMs: config.heartbeatIntervalMs });
+  const heartbeats = new HeartbeatWriter({ workers: store.workers, clock, log, flushMs: Math.min(1000, config.heartbeatIntervalMs) });
+  const lastUsed = new LastUsedRecorder({ db, clock, flushMs: 2000 });
+  const tunnel = createTunnelServer({
+    store,
+    clock,
+    log,
+    config,
+    metrics,
+    liveness,
+    heartbeats,
+    sessions,
+    maxFrameBytes: config.maxAgentFrameBytes,
+  });
+  let publicUrl = config.publicUrl ?? '';
+  const app = buildApp({
+    store,
+    clock,
+    log,
+    config,
+    metrics,
+    sessions,
+    liveness,
+    heartbeats,
+    lastUsed,
+    tunnel,
+    bundle: createAgentBundle(),
+    publicUrl: () => publicUrl,
+  });
+
+  liveness.start();
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.server.address() as AddressInfo;
+  const scheme = config.tls ? 'https' : 'http';
+  const localHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  const url = `${scheme}://${formatHost(localHost)}:${address.port}`;
+  publicUrl ||= `${scheme}://${formatHost(reachableHost(config.host))}:${address.port}`;
+  const cliConfigFile = writeCliConfig(config.dataDir, url, secrets.adminToken);
+  log.info({ url, publicUrl, dataDir: config.dataDir }, 'hub listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    publicUrl,
+    secrets,
+    cliConfigFile,
+    store,
+    close() {
+      closing ??= (async () => {
+        liveness.stop();
+        tunnel.close();
+        await app.close();
+        heartbeats.flush();
+        lastUsed.flush();
+        db.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+/** The address GPU boxes should use when IK_PUBLIC_URL is not set: the first non-internal IPv4 address. */
+function reachableHost(listenHost: string): string {
+  if (listenHost !== '0.0.0.0' && listenHost !== '::') return listenHost;
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+function formatHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}

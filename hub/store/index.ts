@@ -1,0 +1,25 @@
+// The hub's store: one object per table group over one SQLite database, so the control loops never touch SQL.
+import type { Db } from '../db/open.ts';
+import type { Clock } from '../../shared/clock.ts';
+import { createProjectStore } from './projects.ts';
+import { createControlTokenStore } from './control-tokens.ts';
+import { createJoinTokenStore } from './join-tokens.ts';
+import { createWorkerStore } from './workers.ts';
+import { createEventStore } from './events.ts';
+
+export function createStore(db: Db, clock: Clock) {
+  return {
+    db,
+    projects: createProjectStore(db, clock),
+    controlTokens: createControlTokenStore(db, clock),
+    joinTokens: createJoinTokenStore(db, clock),
+    workers: createWorkerStore(db, clock),
+    events: createEventStore(db, clock),
+    /** Runs `fn` in one immediate transaction (racy transitions are decided inside it). */
+    transaction<T>(fn: () => T): T {
+      return db.transaction(fn).immediate();
+    },
+  };
+}
+
+export type Store = ReturnType<typeof createStore>;
