@@ -1,7 +1,7 @@
 // Agent configuration: environment first, flags override; validated once with zod, frozen.
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { deepFreeze, envInt, envString, parseConfig } from '../shared/env.ts';
+import { ConfigError, deepFreeze, envInt, envString, parseConfig } from '../shared/env.ts';
 
 const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -55,7 +55,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv, flags: AgentFlags = {}):
   };
   for (const [k, v] of Object.entries(flagVars)) if (v !== undefined) source[k] = v;
   const e = parseConfig(agentEnvSchema, source, 'agent');
-  if (!e.IK_HUB_URL) throw new Error('invalid agent configuration: the hub URL is missing: pass --hub http://HUB:8080 (or set IK_HUB_URL)');
+  if (!e.IK_HUB_URL) throw new ConfigError('invalid agent configuration: the hub URL is missing: pass --hub http://HUB:8080 (or set IK_HUB_URL)');
   return deepFreeze({
     hubUrl: e.IK_HUB_URL.replace(/\/+$/, ''),
     token: e.IK_TOKEN,

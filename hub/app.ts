@@ -13,6 +13,7 @@ import type { ApiDeps } from './api/deps.ts';
 import { buildOpenApi } from './api/openapi.ts';
 import { registerWorkerRoutes } from './api/workers.ts';
 import { registerJoinTokenRoutes } from './api/join-tokens.ts';
+import { registerEventRoutes } from './api/events.ts';
 import { registerInstallRoutes } from './install/routes.ts';
 import type { AgentBundle } from './install/bundle.ts';
 import { AGENT_CONNECT_PATH, type createTunnelServer } from './tunnel/server.ts';
@@ -58,6 +59,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const router = new ApiRouter(app, authenticate);
   registerWorkerRoutes(router, deps);
   registerJoinTokenRoutes(router, deps);
+  registerEventRoutes(router, deps);
 
   app.get('/api/v1/health', () => healthSchema.parse({ status: 'ok', version: VERSION }));
   let openapi: unknown;

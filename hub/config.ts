@@ -1,7 +1,7 @@
 // Hub configuration: environment first, flags override; validated once with zod, then frozen and passed explicitly.
 import { z } from 'zod';
 import { isWellFormedSecret } from '../shared/secrets.ts';
-import { deepFreeze, envBool, envInt, envString, parseConfig } from '../shared/env.ts';
+import { ConfigError, deepFreeze, envBool, envInt, envString, parseConfig } from '../shared/env.ts';
 
 const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -70,7 +70,7 @@ export function loadHubConfig(env: NodeJS.ProcessEnv, flags: HubFlags = {}): Rea
   for (const [k, v] of Object.entries(flagVars)) if (v !== undefined) source[k] = String(v);
   const checked = parseConfig(hubEnvSchema, source, 'hub');
   if (Boolean(checked.IK_TLS_CERT) !== Boolean(checked.IK_TLS_KEY)) {
-    throw new Error('invalid hub configuration: IK_TLS_CERT and IK_TLS_KEY must be set together');
+    throw new ConfigError('invalid hub configuration: IK_TLS_CERT and IK_TLS_KEY must be set together');
   }
   const heartbeatIntervalMs = checked.IK_HEARTBEAT_INTERVAL_MS ?? 5000;
   return deepFreeze({

@@ -31,7 +31,8 @@ export class WorkerLiveness {
   start(): void {
     const { store, clock } = this.deps;
     for (const w of store.workers.list()) {
-      const lastSeenMs = w.last_heartbeat_at ? Date.parse(w.last_heartbeat_at) : clock.now();
+      // Workers that were up when the hub stopped get 3 intervals from now to reconnect before they count as lost.
+      const lastSeenMs = w.state === 'ready' || !w.last_heartbeat_at ? clock.now() : Date.parse(w.last_heartbeat_at);
       this.presence.set(w.id, { state: w.state, lastSeenMs, projectId: w.project_id, name: w.name });
       if (w.state === 'ready') this.transition(w.id, 'disconnected', 'hub restarted; waiting for the agent to reconnect');
     }

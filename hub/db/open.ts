@@ -20,6 +20,9 @@ export function openDatabase(file: string, migrations: readonly Migration[] = al
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
   const db = new Database(file);
   try {
+    // Checked before any pragma writes: a database from the future is refused untouched.
+    const found = Number(db.pragma('user_version', { simple: true }));
+    if (found > migrations.length) throw new DatabaseTooNewError(file, found, migrations.length);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');

@@ -24,8 +24,16 @@ export function agentBuildOptions() {
     format: 'cjs' as const,
     // ssh2 (under dockerode) loads optional native addons inside try/catch: they stay out of the bundle.
     external: ['cpu-features', '*.node'],
-    define: { __IK_VERSION__: JSON.stringify(VERSION) },
-    banner: { js: '#!/usr/bin/env node' },
+    // CJS has no import.meta: esbuild would leave `import.meta.url` empty. Point it at the bundle file itself
+    // (the banner defines it; "use strict" first, or the banner's line would turn the bundle's strict mode off).
+    define: { __IK_VERSION__: JSON.stringify(VERSION), 'import.meta.url': '__ik_bundle_url' },
+    banner: {
+      js: [
+        '#!/usr/bin/env node',
+        '"use strict";',
+        'var __ik_bundle_url = require("node:url").pathToFileURL(__filename).href;',
+      ].join('\n'),
+    },
     legalComments: 'none' as const,
     logLevel: 'silent' as const,
   };

@@ -13,11 +13,16 @@ export function registerInstallRoutes(app: FastifyInstance, deps: { bundle: Agen
   );
   app.get('/agent/bundle', async (_req, reply) => {
     const bundle = await deps.bundle.get();
-    return reply.type('application/javascript').header('x-ik-sha256', bundle.sha256).send(bundle.code);
+    return reply
+      .type('application/javascript')
+      .header('x-ik-sha256', bundle.sha256)
+      .header('cache-control', 'no-store')
+      .send(bundle.code);
   });
   app.get('/agent/bundle.sha256', async (_req, reply) => {
     const bundle = await deps.bundle.get();
-    return reply.type('text/plain; charset=utf-8').send(`${bundle.sha256}  agent.cjs\n`);
+    // Never cached: a proxy that kept an old checksum beside a new bundle would fail every install.
+    return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(`${bundle.sha256}  agent.cjs\n`);
   });
   app.get('/agent/node', (_req, reply) => {
     const size = statSync(process.execPath).size;

@@ -6,7 +6,6 @@ import { loadHubConfig } from '../../../hub/config.ts';
 import { startHub, type RunningHub } from '../../../hub/main.ts';
 import { installCommand } from '../../../hub/api/join-tokens.ts';
 import { EXIT_REJECTED } from '../../../agent/main.ts';
-import { printJson } from '../output.ts';
 
 const IK_SCRIPT = fileURLToPath(new URL('../../ik', import.meta.url));
 
@@ -55,7 +54,8 @@ function printBanner(hub: RunningHub, json: boolean): void {
     ? installCommand(hub.publicUrl, s.joinToken)
     : `curl -sfL ${hub.publicUrl}/install.sh | IK_TOKEN=$(cat ${s.joinTokenFile}) sh -`;
   if (json) {
-    printJson({
+    // One line, so a supervisor reading the log stream can pick it out.
+    process.stdout.write(`${JSON.stringify({
       hub_url: hub.url,
       public_url: hub.publicUrl,
       admin_token_file: s.adminTokenFile,
@@ -63,7 +63,7 @@ function printBanner(hub: RunningHub, json: boolean): void {
       cli_config_file: hub.cliConfigFile,
       install_command: oneLiner,
       ...(s.adminTokenGenerated ? { admin_token: s.adminToken } : {}),
-    });
+    })}\n`);
     return;
   }
   const lines = [
