@@ -8,14 +8,22 @@ export function createMetrics(deps: { store: Store; sessionCount: () => number }
   collectDefaultMetrics({ register: registry, prefix: 'ik_hub_' });
   const { store } = deps;
 
+  // One read of the workers per scrape feeds every worker gauge (a fleet of 1,000 boxes is one query, not three).
+  let snapshot: { at: number; workers: ReturnType<Store['workers']['list']> } | undefined;
+  const workers = () => {
+    const now = Date.now();
+    if (!snapshot || now - snapshot.at > 500) snapshot = { at: now, workers: store.workers.list() };
+    return snapshot.workers;
+  };
+
   new Gauge({
     name: 'ik_workers',
     help: 'Registered workers by state',
     labelNames: ['state'],
     registers: [registry],
     collect() {
-      const counts = store.workers.countByState();
-      for (const state of workerStates) this.set({ state }, counts[state]);
+      for (const state of workerStates) this.set({ state }, 0);
+      for (const w of workers()) this.inc({ state: w.state });
     },
   });
   new Gauge({
@@ -24,9 +32,8 @@ export function createMetrics(deps: { store: Store; sessionCount: () => number }
     labelNames: ['state'],
     registers: [registry],
     collect() {
-      const totals: Record<string, number> = { ready: 0, disconnected: 0, down: 0 };
-      for (const w of store.workers.list()) totals[w.state] = (totals[w.state] ?? 0) + w.gpus.length;
-      for (const [state, n] of Object.entries(totals)) this.set({ state }, n);
+      for (const state of workerStates) this.set({ state }, 0);
+      for (const w of workers()) this.inc({ state: w.state }, w.gpus.length);
     },
   });
   new Gauge({
@@ -36,7 +43,7 @@ export function createMetrics(deps: { store: Store; sessionCount: () => number }
     registers: [registry],
     collect() {
       this.reset();
-      for (const w of store.workers.list()) {
+      for (const w of workers()) {
         if (w.state !== 'ready') continue;
         for (const g of w.gpus) if (g.memory_free_mib !== null) this.set({ worker: w.name, gpu: g.uuid }, g.memory_free_mib);
       }

@@ -160,3 +160,30 @@ export function startAgent(opts: AgentOptions): TestAgent {
   const child = spawnIk(args, { IK_RUNTIME: 'process', ...smiEnv, ...opts.env });
   return { child, dataDir, options: opts };
 }
+
+export interface IkResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs one `ik` command to completion (the CLI as users run it). */
+export function runIk(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Promise<IkResult> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [IK, ...args], {
+      cwd,
+      env: { ...process.env, IK_HUB_URL: '', IK_TOKEN: '', IK_DATA_DIR: '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.add(proc);
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.on('data', (d) => (stdout += d));
+    proc.stderr.on('data', (d) => (stderr += d));
+    proc.once('error', reject);
+    proc.once('close', (code) => {
+      children.delete(proc);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
