@@ -7,31 +7,10 @@ import {
   hubMessageSchema,
   parseControlMessage,
 } from '../../shared/protocol/control.ts';
-import type { Gpu, Inventory } from '../../shared/inventory.ts';
+import { sampleInventory } from '../helpers/inventory.ts';
 
-const gpu: Gpu = {
-  index: 0,
-  uuid: 'GPU-8f2c1a9e-0000-1111-2222-333344445555',
-  name: 'NVIDIA H100 80GB HBM3',
-  memory_total_mib: 81559,
-  memory_used_mib: 0,
-  memory_free_mib: 81081,
-  utilization_pct: 0,
-  temperature_c: 41,
-  compute_capability: '9.0',
-  pci_bus_id: '00000000:00:09.0',
-  mig_mode: 'disabled',
-  mig_devices: [],
-};
-
-const inventory: Inventory = {
-  host: { hostname: 'gpu-box-1', os: 'Ubuntu 24.04', arch: 'x64', cpu_cores: 32, memory_total_mib: 257000, disk_free_mib: 900000 },
-  runtime: { kind: 'docker', docker_version: '28.2.2', nvidia_runtime: true, cdi: false },
-  gpu_driver_version: '590.48.01',
-  cuda_version: '13.1',
-  gpu_error: null,
-  gpus: [gpu],
-};
+const inventory = sampleInventory(1);
+const gpu = inventory.gpus[0]!;
 
 const hello = { type: 'hello', protocol_version: 1, agent_version: '0.1.0', name: 'gpu-box-1', inventory };
 const heartbeat = {
