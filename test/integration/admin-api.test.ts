@@ -1,10 +1,10 @@
 // Integration: the admin API's authentication, its public routes, and bad input that must change nothing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startHub, startAgent, type TestHub } from '../helpers/processes.ts';
-import { api, waitForWorker } from '../helpers/api.ts';
+import { api, eventually, waitForWorker } from '../helpers/api.ts';
 import { CREDENTIAL_FILE } from '../../agent/credentials.ts';
 import type { WorkerView } from '../../shared/api.ts';
 
@@ -16,7 +16,10 @@ before(async () => {
   hub = await startHub();
   const agent = startAgent({ hub, name: 'api-box', smi: 'h100-x1' });
   worker = await waitForWorker(hub.url, hub.adminToken, 'api-box', (w) => w.state === 'ready');
-  credential = JSON.parse(readFileSync(join(agent.dataDir, CREDENTIAL_FILE), 'utf8')).credential;
+  // The hub lists the worker as soon as it admits it; the agent stores its credential when the welcome arrives.
+  const file = join(agent.dataDir, CREDENTIAL_FILE);
+  await eventually('the stored credential', async () => (existsSync(file) ? true : undefined));
+  credential = JSON.parse(readFileSync(file, 'utf8')).credential;
 });
 after(() => hub.stop());
 

@@ -35,10 +35,10 @@ test('two agents register with their own inventory, go disconnected then down, a
   assert.equal(wb.gpu_driver_version, '610.57.04');
   assert.equal(wb.cuda_version, '13.3');
 
-  // The credential was stored 0600 and heartbeats keep arriving.
-  assert.equal(statSync(join(a.dataDir, CREDENTIAL_FILE)).mode & 0o777, 0o600);
+  // Heartbeats keep arriving (they start after the welcome, once the credential is stored 0600).
   const firstBeat = Date.parse(wa.last_heartbeat_at!);
   await waitForWorker(hub.url, hub.adminToken, 'box-a', (w) => Date.parse(w.last_heartbeat_at!) > firstBeat);
+  assert.equal(statSync(join(a.dataDir, CREDENTIAL_FILE)).mode & 0o777, 0o600);
 
   // Killing an agent: disconnected at once (the socket drops), down after 3 missed heartbeats.
   await a.child.kill('SIGKILL');

@@ -7,6 +7,7 @@ import {
   hubMessageSchema,
   parseControlMessage,
 } from '../../shared/protocol/control.ts';
+import type { Gpu } from '../../shared/inventory.ts';
 import { sampleInventory } from '../helpers/inventory.ts';
 
 const inventory = sampleInventory(1);
