@@ -1,6 +1,6 @@
 // buildApp(deps) returns the unstarted fastify app: admin API, OpenAPI, metrics, install routes and the tunnel upgrade.
 import { readFileSync } from 'node:fs';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { AppError } from '../shared/errors.ts';
 import { healthSchema } from '../shared/api.ts';
 import { VERSION } from '../shared/version.ts';
@@ -14,6 +14,10 @@ import { buildOpenApi } from './api/openapi.ts';
 import { registerWorkerRoutes } from './api/workers.ts';
 import { registerJoinTokenRoutes } from './api/join-tokens.ts';
 import { registerEventRoutes } from './api/events.ts';
+import { registerProjectRoutes } from './api/projects.ts';
+import { registerTokenRoutes } from './api/tokens.ts';
+import { registerWorkloadRoutes } from './api/workloads.ts';
+import { registerKeyRoutes } from './api/keys.ts';
 import { registerInstallRoutes } from './install/routes.ts';
 import type { AgentBundle } from './install/bundle.ts';
 import { AGENT_CONNECT_PATH, type createTunnelServer } from './tunnel/server.ts';
@@ -34,6 +38,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
     routerOptions: { maxParamLength: 200 },
+    // Errors the router raises before any route runs (a bad URL, an overlong path part) get our error shape too.
+    frameworkErrors: (err: FastifyError, _req: unknown, reply: FastifyReply) => {
+      const e = err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? new AppError('VALIDATION_FAILED', 'a part of the path is longer than 200 characters')
+        : new AppError('BAD_REQUEST', `the URL cannot be read: ${err.message}`);
+      void reply.code(e.status).send(e.toBody());
+    },
     ...(config.tls ? { https: { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } } : {}),
   });
   // The admin API speaks JSON only: anything else is a 415 with our error shape, not a string body.
@@ -60,6 +71,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerWorkerRoutes(router, deps);
   registerJoinTokenRoutes(router, deps);
   registerEventRoutes(router, deps);
+  registerProjectRoutes(router, deps);
+  registerTokenRoutes(router, deps);
+  registerWorkloadRoutes(router, deps);
+  registerKeyRoutes(router, deps);
 
   app.get('/api/v1/health', () => healthSchema.parse({ status: 'ok', version: VERSION }));
   let openapi: unknown;

@@ -8,6 +8,7 @@ import { ensurePrivateDir } from '../shared/files.ts';
 import type { HubConfig } from './config.ts';
 import { openDatabase } from './db/open.ts';
 import { createStore, type Store } from './store/index.ts';
+import { createSecretBox, loadOrCreateSecretKey } from './secret-box.ts';
 import { bootstrapSecrets, writeCliConfig, type BootstrapSecrets } from './bootstrap.ts';
 import { createMetrics } from './metrics.ts';
 import { WorkerLiveness } from './control/liveness.ts';
@@ -34,7 +35,7 @@ export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: 
   const clock = opts.clock ?? systemClock;
   ensurePrivateDir(config.dataDir);
   const db = openDatabase(join(config.dataDir, DATABASE_FILE));
-  const store = createStore(db, clock);
+  const store = createStore(db, clock, createSecretBox(loadOrCreateSecretKey(config.dataDir)));
   const secrets = bootstrapSecrets({ store, config, log });
 
   const sessions = new AgentSessions();

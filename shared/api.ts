@@ -1,5 +1,6 @@
 // Shapes of the admin API's resources as clients see them (snake_case on the wire); the OpenAPI document uses them too.
 import { z } from 'zod';
+import { normalizedWorkloadSpecSchema } from './spec/workload-spec.ts';
 import { gpuErrorSchema, gpuSchema, hostSchema, runtimeInfoSchema } from './inventory.ts';
 
 export const labelsSchema = z.record(
@@ -96,3 +97,73 @@ export const errorBodySchema = z.object({
 });
 
 export const healthSchema = z.object({ status: z.literal('ok'), version: z.string() });
+
+export const slugSchema = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'a slug is 1–63 lowercase letters, digits and "-", starting and ending with a letter or digit');
+
+export const projectViewSchema = z.object({ slug: z.string(), name: z.string(), created_at: z.string() });
+export type ProjectView = z.infer<typeof projectViewSchema>;
+export const projectCreateSchema = z.strictObject({ slug: slugSchema, name: z.string().min(1).max(200).optional() });
+
+/** Control tokens (ik_sdk_) and data keys (ik_live_) share the listing shape: masked to their prefix. */
+const credentialViewFields = {
+  id: z.string(),
+  name: z.string(),
+  prefix: z.string(),
+  project: z.string(),
+  created_at: z.string(),
+  expires_at: z.string().nullable(),
+  last_used_at: z.string().nullable(),
+  revoked_at: z.string().nullable(),
+};
+
+export const controlTokenViewSchema = z.object(credentialViewFields);
+export type ControlTokenView = z.infer<typeof controlTokenViewSchema>;
+export const controlTokenCreatedSchema = controlTokenViewSchema.extend({
+  secret: z.string().describe('the token itself; shown only in this response'),
+});
+export const controlTokenCreateSchema = z.strictObject({
+  name: z.string().min(1).max(100).optional(),
+  expires_in_s: z.number().int().positive().max(10 * 365 * 86_400).optional(),
+});
+
+export const dataKeyViewSchema = z.object({
+  ...credentialViewFields,
+  workload: z.string(),
+  rate_limit_per_minute: z.number().int().nullable(),
+});
+export type DataKeyView = z.infer<typeof dataKeyViewSchema>;
+export const dataKeyCreatedSchema = dataKeyViewSchema.extend({
+  secret: z.string().describe('the key itself; shown only in this response'),
+});
+export const dataKeyCreateSchema = z.strictObject({
+  name: z.string().min(1).max(100).optional(),
+  rate_limit_per_minute: z.number().int().positive().max(1_000_000).optional(),
+  expires_in_s: z.number().int().positive().max(10 * 365 * 86_400).optional(),
+});
+
+export const onDriftModes = ['reconcile', 'fail', 'ignore'] as const;
+/** Response header of ensure(): created, unchanged, reconciled or ignored. */
+export const ENSURE_OUTCOME_HEADER = 'x-ik-ensure';
+export type OnDriftMode = (typeof onDriftModes)[number];
+
+/** What GET adds to a workload's spec: its lifecycle, generation, replicas, and why a replica is pending. */
+const workloadStatusShape = {
+  project: z.string(),
+  state: z.enum(['creating', 'active', 'scheduled', 'inactive', 'degraded', 'failed']),
+  desired_state: z.enum(['active', 'inactive']),
+  generation: z.number().int(),
+  desired_replicas: z.number().int(),
+  replicas: z.array(replicaViewSchema),
+  placement: z.string().nullable().describe('why a replica is pending, in plain language; null when nothing waits'),
+  created_at: z.string(),
+  updated_at: z.string(),
+};
+const [fixedSpec, scheduledSpec, autoscalingSpec] = normalizedWorkloadSpecSchema.options;
+export const workloadViewSchema = z.discriminatedUnion('execution_policy', [
+  fixedSpec.extend(workloadStatusShape),
+  scheduledSpec.extend(workloadStatusShape),
+  autoscalingSpec.extend(workloadStatusShape),
+]);
+export type WorkloadView = z.infer<typeof workloadViewSchema>;

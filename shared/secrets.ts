@@ -15,7 +15,7 @@ export function randomBase62(length: number): string {
   return out;
 }
 
-export type IdKind = 'wrk' | 'rep' | 'prj' | 'tok' | 'jtk' | 'key' | 'job' | 'evt';
+export type IdKind = 'wrk' | 'rep' | 'prj' | 'tok' | 'jtk' | 'key' | 'job' | 'evt' | 'wl';
 
 export function newId(kind: IdKind): string {
   return `${kind}_${randomBase62(16)}`;

@@ -2,7 +2,7 @@
 import type { Db } from '../db/open.ts';
 import { isoTime, type Clock, type TimerHandle } from '../../shared/clock.ts';
 
-const TABLES = ['control_tokens', 'join_tokens'] as const;
+const TABLES = ['control_tokens', 'join_tokens', 'data_keys'] as const;
 type Table = (typeof TABLES)[number];
 
 export class LastUsedRecorder {

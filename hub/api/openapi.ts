@@ -45,7 +45,9 @@ export function buildOpenApi(routers: ApiRouter[], extraPaths: Record<string, un
       tags: [route.tag],
       security: [{ bearer: [] }],
       parameters: [...parameters(route.params, 'path'), ...parameters(route.query, 'query')],
-      ...(route.body ? { requestBody: { required: true, content: { 'application/json': { schema: toSchema(route.body, 'input') } } } } : {}),
+      ...(route.body || route.bodyDoc
+        ? { requestBody: { required: true, content: { 'application/json': { schema: toSchema((route.body ?? route.bodyDoc)!, 'input') } } } }
+        : {}),
       responses,
     };
   }

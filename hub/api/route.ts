@@ -10,6 +10,8 @@ export interface RouteContext<P, Q, B> {
   params: P;
   query: Q;
   body: B;
+  /** The JSON body as received, for routes that validate it themselves (see `bodyDoc`). */
+  rawBody: unknown;
   caller: Caller;
   req: FastifyRequest;
   reply: FastifyReply;
@@ -25,6 +27,8 @@ export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z
   params?: P;
   query?: Q;
   body?: B;
+  /** For routes whose handler validates the body itself (with its own error code): the schema OpenAPI shows. */
+  bodyDoc?: z.ZodType;
   /** Status → response schema (undefined: no body). */
   responses: Record<number, { description: string; schema?: z.ZodType }>;
   handler: (ctx: RouteContext<z.output<P>, z.output<Q>, z.output<B>>) => unknown;
@@ -53,11 +57,12 @@ export class ApiRouter {
         // The schemas checked these values; the casts only carry that knowledge to the handler's types.
         const params = parsePart(spec.params, req.params, 'path') as z.output<P>;
         const query = parsePart(spec.query, req.query, 'query') as z.output<Q>;
-        if (spec.body && !isJson(req)) {
+        if ((spec.body || spec.bodyDoc) && !isJson(req)) {
           throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'send the body as JSON with "Content-Type: application/json"');
         }
         const body = parsePart(spec.body, req.body, 'body') as z.output<B>;
-        const result = await spec.handler({ params, query, body, caller, req, reply });
+        const rawBody = spec.bodyDoc ? req.body : undefined;
+        const result = await spec.handler({ params, query, body, rawBody, caller, req, reply });
         if (reply.sent) return reply;
         if (result === undefined) return reply.code(reply.statusCode === 200 ? 204 : reply.statusCode).send();
         return reply.send(result);

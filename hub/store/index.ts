@@ -6,8 +6,11 @@ import { createControlTokenStore } from './control-tokens.ts';
 import { createJoinTokenStore } from './join-tokens.ts';
 import { createWorkerStore } from './workers.ts';
 import { createEventStore } from './events.ts';
+import { createWorkloadStore } from './workloads.ts';
+import { createDataKeyStore } from './data-keys.ts';
+import type { SecretBox } from '../secret-box.ts';
 
-export function createStore(db: Db, clock: Clock) {
+export function createStore(db: Db, clock: Clock, box: SecretBox) {
   return {
     db,
     projects: createProjectStore(db, clock),
@@ -15,6 +18,8 @@ export function createStore(db: Db, clock: Clock) {
     joinTokens: createJoinTokenStore(db, clock),
     workers: createWorkerStore(db, clock),
     events: createEventStore(db, clock),
+    workloads: createWorkloadStore(db, clock, box),
+    dataKeys: createDataKeyStore(db, clock),
     /** Runs `fn` in one immediate transaction (racy transitions are decided inside it). */
     transaction<T>(fn: () => T): T {
       return db.transaction(fn).immediate();

@@ -44,6 +44,10 @@ const errorSchema = z.object({
 
 /** One admin API call; a hub error becomes a CliError carrying its message and details. */
 export async function callHub(target: HubTarget, method: string, path: string, body?: unknown): Promise<unknown> {
+  return (await callHubWithStatus(target, method, path, body)).body;
+}
+
+export async function callHubWithStatus(target: HubTarget, method: string, path: string, body?: unknown): Promise<{ status: number; headers: Headers; body: unknown }> {
   let res: Response;
   try {
     res = await fetch(`${target.url}${path}`, {
@@ -70,5 +74,5 @@ export async function callHub(target: HubTarget, method: string, path: string, b
     if (parsed.success) throw new CliError(parsed.data.error.message, parsed.data.error.details ?? []);
     throw new CliError(`the hub answered ${res.status} ${res.statusText}`);
   }
-  return json;
+  return { status: res.status, headers: res.headers, body: json };
 }

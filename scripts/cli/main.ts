@@ -8,6 +8,11 @@ import { CliError } from './client.ts';
 import { runHubCommand } from './commands/hub.ts';
 import { runWorkersCommand } from './commands/workers.ts';
 import { runJoinTokenCommand } from './commands/join-tokens.ts';
+import { runEnsureCommand } from './commands/ensure.ts';
+import { runWorkloadsCommand } from './commands/workloads.ts';
+import { runProjectsCommand } from './commands/projects.ts';
+import { runTokensCommand } from './commands/tokens.ts';
+import { runKeysCommand } from './commands/keys.ts';
 
 const USAGE = `ik ${VERSION}: turn GPU boxes into managed, OpenAI-compatible inference endpoints
 
@@ -18,7 +23,14 @@ usage: ik <command> [options]
   agent --hub URL --token T   join a hub and run its workloads on this box
   workers [ls|show|cordon|uncordon|drain|rm]
   join-token [create|ls|revoke]
+  ensure -f spec.json [--on-drift reconcile|fail|ignore]
+  workloads [ls|show SLUG|rm SLUG]
+  projects [ls|create SLUG]
+  tokens [create|ls|revoke ID]
+  keys [create SLUG|ls [SLUG]|revoke ID]
   version
+
+Project commands act on --project, else IK_PROJECT, else "default".
 
 Every command takes --json. The CLI finds the hub through IK_HUB_URL and IK_TOKEN, or else
 $IK_DATA_DIR/cli.json (default ./.ik/cli.json) written by \`ik up\` / \`ik hub\`.`;
@@ -31,6 +43,15 @@ const commands: Record<string, (argv: string[], env: NodeJS.ProcessEnv) => Promi
   worker: runWorkersCommand,
   'join-token': runJoinTokenCommand,
   'join-tokens': runJoinTokenCommand,
+  ensure: runEnsureCommand,
+  workloads: runWorkloadsCommand,
+  workload: runWorkloadsCommand,
+  projects: runProjectsCommand,
+  project: runProjectsCommand,
+  tokens: runTokensCommand,
+  token: runTokensCommand,
+  keys: runKeysCommand,
+  key: runKeysCommand,
 };
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {

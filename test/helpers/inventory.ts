@@ -1,4 +1,5 @@
 // A valid inventory for tests that speak the tunnel protocol by hand.
+import { createSecretBox } from '../../hub/secret-box.ts';
 import type { Inventory } from '../../shared/inventory.ts';
 
 export function sampleInventory(gpuCount = 1): Inventory {
@@ -23,4 +24,9 @@ export function sampleInventory(gpuCount = 1): Inventory {
       mig_devices: [],
     })),
   };
+}
+
+/** A secret box with a fixed key, for stores built in tests. */
+export function testSecretBox() {
+  return createSecretBox(Buffer.alloc(32, 7));
 }

@@ -1,4 +1,5 @@
 // Bootstrap secrets: generated once and kept in 0600 files, the environment wins, revocations stick, only hashes in the db.
+import { testSecretBox } from '../helpers/inventory.ts';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,7 +24,7 @@ const clock = new FakeClock();
 function start(dataDir: string, env: Record<string, string> = {}, also?: (store: ReturnType<typeof createStore>) => void) {
   const db = openDatabase(join(dataDir, 'hub.db'));
   try {
-    const store = createStore(db, clock);
+    const store = createStore(db, clock, testSecretBox());
     also?.(store);
     const secrets = bootstrapSecrets({ store, config: loadHubConfig({ ...env, IK_DATA_DIR: dataDir }), log });
     const dump = JSON.stringify([

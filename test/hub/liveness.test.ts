@@ -1,4 +1,5 @@
 // Worker liveness with a fake clock and a real store: ready while heard from, down after 3 missed heartbeats, back again.
+import { testSecretBox } from '../helpers/inventory.ts';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,7 +35,7 @@ let liveness: WorkerLiveness;
 beforeEach(() => {
   db = openDatabase(join(root, `l${++n}.db`));
   clock = new FakeClock();
-  store = createStore(db, clock);
+  store = createStore(db, clock, testSecretBox());
   liveness = new WorkerLiveness({ store, clock, log: createLogger({ level: 'silent', name: 'test' }), heartbeatIntervalMs: INTERVAL });
 });
 afterEach(() => {

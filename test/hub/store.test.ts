@@ -1,4 +1,5 @@
 // The hub's store over a real SQLite file: projects, tokens, workers, heartbeats and events, with a fake clock.
+import { testSecretBox } from '../helpers/inventory.ts';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,7 +22,7 @@ let store: Store;
 beforeEach(() => {
   db = openDatabase(join(root, `s${++n}.db`));
   clock = new FakeClock();
-  store = createStore(db, clock);
+  store = createStore(db, clock, testSecretBox());
 });
 afterEach(() => db.close());
 

@@ -1,5 +1,6 @@
 // The explicit, append-only list of migrations; a migration's version is its position (1, 2, …).
 import { migration001 } from './001-initial.ts';
+import { migration002 } from './002-workloads.ts';
 
 export interface Migration {
   version: number;
@@ -7,4 +8,4 @@ export interface Migration {
   sql: string;
 }
 
-export const migrations: readonly Migration[] = [migration001];
+export const migrations: readonly Migration[] = [migration001, migration002];

@@ -2,6 +2,7 @@
 import { parseCommandArgs, intFlag, UsageError } from '../../../shared/cli-args.ts';
 import { joinTokenCreatedSchema, joinTokenViewSchema, listOf } from '../../../shared/api.ts';
 import { callHub, resolveHub } from '../client.ts';
+import { splitSubcommand } from '../project.ts';
 import { ago, printJson, printTable } from '../output.ts';
 
 export const JOIN_TOKEN_USAGE = `usage: ik join-token create [--project P] [--label KEY=VALUE]... [--expires-in SECONDS] [--name NAME]
@@ -10,7 +11,7 @@ export const JOIN_TOKEN_USAGE = `usage: ik join-token create [--project P] [--la
 Every command takes --json.`;
 
 export async function runJoinTokenCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const [sub = 'ls', ...rest] = argv[0]?.startsWith('-') ? ['ls', ...argv] : argv;
+  const [sub, rest] = splitSubcommand(argv);
   const { values, positionals } = parseCommandArgs(`ik join-token ${sub}`, rest, {
     json: { type: 'boolean' },
     project: { type: 'string' },

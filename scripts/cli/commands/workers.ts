@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parseCommandArgs, UsageError } from '../../../shared/cli-args.ts';
 import { listOf, workerViewSchema, type WorkerView } from '../../../shared/api.ts';
 import { callHub, resolveHub } from '../client.ts';
+import { splitSubcommand } from '../project.ts';
 import { ago, printFields, printJson, printTable } from '../output.ts';
 
 export const WORKERS_USAGE = `usage: ik workers [ls] [--project P]    list workers
@@ -11,7 +12,7 @@ export const WORKERS_USAGE = `usage: ik workers [ls] [--project P]    list worke
 Every command takes --json.`;
 
 export async function runWorkersCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const [sub = 'ls', ...rest] = argv[0]?.startsWith('-') ? ['ls', ...argv] : argv;
+  const [sub, rest] = splitSubcommand(argv);
   const { values, positionals } = parseCommandArgs(`ik workers ${sub}`, rest, {
     json: { type: 'boolean' },
     project: { type: 'string' },
