@@ -29,6 +29,8 @@ export interface TunnelClientOptions {
   /** The hub refused this agent: reconnecting with the same token cannot help. */
   onReject: (reject: Reject) => void;
   onDisconnect: () => void;
+  /** Requests from the hub (replica start/stop, log reads) once welcomed. */
+  onRequest: (msg: Exclude<HubMessage, Welcome | Reject | { type: 'go_away' }>) => void;
 }
 
 export class TunnelClient {
@@ -124,6 +126,9 @@ export class TunnelClient {
           this.stopped = true;
           this.opts.onReject({ type: 'reject', code: msg.code, message: msg.message });
         }
+        return;
+      default:
+        if (this.welcomed) this.opts.onRequest(msg);
         return;
     }
   }

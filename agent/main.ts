@@ -8,6 +8,9 @@ import type { AgentConfig } from './config.ts';
 import { credentialPath, loadCredential, saveCredential, type StoredCredential } from './credentials.ts';
 import { InventoryPoller, inventoryFingerprint } from './inventory/index.ts';
 import { TunnelClient } from './connection.ts';
+import { join } from 'node:path';
+import { createRuntime } from './runtime/index.ts';
+import { ReplicaManager } from './replicas/manager.ts';
 
 /** Exit status when the hub refuses this agent: the systemd unit does not restart on it. */
 export const EXIT_REJECTED = 3;
@@ -31,6 +34,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   const poller = new InventoryPoller({ ...config, log });
   const first = await poller.start();
   log.info({ gpus: first.gpus.length, gpuError: first.gpu_error?.code ?? null, runtime: first.runtime.kind }, 'inventory taken');
+
 
   let heartbeatTimer: NodeJS.Timeout | undefined;
   let seq = 0;
@@ -57,6 +61,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
         agent_version: VERSION,
         name: config.name,
         inventory,
+        replicas: replicas.reports(),
         ...(stored ? { worker_id: stored.worker_id } : {}),
       };
     },
@@ -68,11 +73,12 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
       } else {
         log.info({ workerId: welcome.worker_id }, 'connected to the hub');
       }
+      replicas.setWorkerId(welcome.worker_id);
       poller.setInterval(welcome.config.inventory_interval_ms);
       clearInterval(heartbeatTimer);
       heartbeatTimer = setInterval(() => {
         const inv = poller.current();
-        tunnel.send({ type: 'heartbeat', seq: seq++, gpus: inv.gpus.map(usageOf), gpu_error: inv.gpu_error });
+        tunnel.send({ type: 'heartbeat', seq: seq++, gpus: inv.gpus.map(usageOf), gpu_error: inv.gpu_error, replicas: replicas.reports() });
       }, welcome.heartbeat_interval_ms);
     },
     onReject: (reject) => {
@@ -80,18 +86,40 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
         ? ` (to join again, remove ${credentialPath(config.dataDir)} and start with a new join token)`
         : '';
       log.error({ code: reject.code, reason: reject.message }, `the hub refused this agent: ${reject.message}${hint}`);
-      void shutdown().then(() => finish({ exitCode: EXIT_REJECTED, reason: reject }));
+      // A deleted worker's replicas are stopped; any other refusal leaves them for an agent that is let in.
+      const leave = reject.code === 'worker_deleted' ? replicas.stopAll('the worker was deleted on the hub') : Promise.resolve();
+      void leave.then(shutdown).then(() => finish({ exitCode: EXIT_REJECTED, reason: reject }));
     },
     onDisconnect: () => clearInterval(heartbeatTimer),
+    onRequest: (msg) => {
+      switch (msg.type) {
+        case 'replica.start':
+          return replicas.onStart(msg);
+        case 'replica.stop':
+          return replicas.onStop(msg);
+        case 'logs.read':
+          return void replicas.onLogsRead(msg);
+        case 'logs.cancel':
+          return replicas.onLogsCancel(msg.id);
+        case 'reply':
+          return;
+      }
+    },
   });
   poller.onSample((inv) => {
     if (tunnel.connected) sendInventoryIfChanged(inv);
   });
+
+  const runtime = createRuntime(first.runtime.kind, config, log, first.runtime.gpu_mode);
+  const replicas = new ReplicaManager({ runtime, config, log, stateDir: join(config.dataDir, 'replica-state'), send: (msg) => tunnel.send(msg) });
+  // Replicas an earlier agent left running are adopted before the hello, so the hub adopts them too.
+  if (stored) await replicas.recover(stored.worker_id);
   tunnel.start();
 
   async function shutdown(): Promise<void> {
     clearInterval(heartbeatTimer);
     poller.stop();
+    await replicas.detachAll();
     await tunnel.stop();
   }
 

@@ -18,6 +18,8 @@ import { registerProjectRoutes } from './api/projects.ts';
 import { registerTokenRoutes } from './api/tokens.ts';
 import { registerWorkloadRoutes } from './api/workloads.ts';
 import { registerKeyRoutes } from './api/keys.ts';
+import { registerReplicaRoutes } from './api/replicas.ts';
+import { registerPlanRoute } from './api/plan.ts';
 import { registerInstallRoutes } from './install/routes.ts';
 import type { AgentBundle } from './install/bundle.ts';
 import { AGENT_CONNECT_PATH, type createTunnelServer } from './tunnel/server.ts';
@@ -75,6 +77,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerTokenRoutes(router, deps);
   registerWorkloadRoutes(router, deps);
   registerKeyRoutes(router, deps);
+  registerReplicaRoutes(router, deps);
+  registerPlanRoute(router, { ...deps, placement: config.placement });
 
   app.get('/api/v1/health', () => healthSchema.parse({ status: 'ok', version: VERSION }));
   let openapi: unknown;

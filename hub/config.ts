@@ -27,6 +27,10 @@ const hubEnvSchema = z.object({
   IK_BODY_LIMIT_BYTES: envInt({ min: 1024, max: 1024 * 1024 * 1024 }),
   IK_MAX_AGENT_FRAME_BYTES: envInt({ min: 1024, max: 64 * 1024 * 1024 }),
   IK_LOG_LEVEL: envString.pipe(z.enum(levels).optional()),
+  IK_PLACEMENT: envString.pipe(z.enum(['spread', 'binpack']).optional()),
+  IK_RESYNC_MS: envInt({ min: 50, max: 3_600_000 }),
+  IK_DEGRADED_AFTER_S: envInt({ min: 1, max: 86_400 }),
+  IK_STOP_GRACE_S: envInt({ min: 0, max: 600 }),
 });
 
 export interface HubFlags {
@@ -55,6 +59,14 @@ export interface HubConfig {
   bodyLimitBytes: number;
   maxAgentFrameBytes: number;
   logLevel: (typeof levels)[number];
+  /** How the scheduler ranks workers: spread replicas across workers (default) or pack them tight. */
+  placement: 'spread' | 'binpack';
+  /** How often the reconciler looks at every workload again, whatever happened. */
+  resyncMs: number;
+  /** Fewer replicas ready than desired for this long makes an active workload degraded. */
+  degradedAfterS: number;
+  /** How long a stopping replica may take before it is killed. */
+  stopGraceS: number;
 }
 
 export function loadHubConfig(env: NodeJS.ProcessEnv, flags: HubFlags = {}): Readonly<HubConfig> {
@@ -90,5 +102,9 @@ export function loadHubConfig(env: NodeJS.ProcessEnv, flags: HubFlags = {}): Rea
     bodyLimitBytes: checked.IK_BODY_LIMIT_BYTES ?? 1024 * 1024,
     maxAgentFrameBytes: checked.IK_MAX_AGENT_FRAME_BYTES ?? 1024 * 1024,
     logLevel: checked.IK_LOG_LEVEL ?? 'info',
+    placement: checked.IK_PLACEMENT ?? 'spread',
+    resyncMs: checked.IK_RESYNC_MS ?? 10_000,
+    degradedAfterS: checked.IK_DEGRADED_AFTER_S ?? 900,
+    stopGraceS: checked.IK_STOP_GRACE_S ?? 30,
   });
 }

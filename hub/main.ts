@@ -18,6 +18,9 @@ import { createTunnelServer } from './tunnel/server.ts';
 import { LastUsedRecorder } from './api/last-used.ts';
 import { createAgentBundle } from './install/bundle.ts';
 import { buildApp } from './app.ts';
+import { Reconciler } from './control/reconciler.ts';
+import { ReplicaReports } from './control/replica-reports.ts';
+import { AgentRequests } from './tunnel/agent-requests.ts';
 
 export const DATABASE_FILE = 'hub.db';
 
@@ -40,7 +43,31 @@ export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: 
 
   const sessions = new AgentSessions();
   const metrics = createMetrics({ store, sessionCount: () => sessions.size });
-  const liveness = new WorkerLiveness({ store, clock, log, heartbeatIntervalMs: config.heartbeatIntervalMs });
+  const requests = new AgentRequests();
+  let replicaReports: ReplicaReports | undefined;
+  const reconciler = new Reconciler({
+    store,
+    sessions,
+    clock,
+    log: log.child({ component: 'reconciler' }),
+    config: {
+      restartBackoffBaseMs: config.restartBackoffBaseMs,
+      placementStrategy: config.placement,
+      resyncMs: config.resyncMs,
+      stopGraceMs: config.stopGraceS * 1000,
+      degradedAfterMs: config.degradedAfterS * 1000,
+    },
+    onResync: () => replicaReports?.expireGrace(),
+  });
+  replicaReports = new ReplicaReports({ store, sessions, reconciler, clock, log, workerGraceS: config.workerGraceS });
+  const replicas = replicaReports;
+  const liveness = new WorkerLiveness({
+    store,
+    clock,
+    log,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    onTransition: (workerId, state) => replicas.onWorkerState(workerId, state),
+  });
   const heartbeats = new HeartbeatWriter({ workers: store.workers, clock, log, flushMs: Math.min(1000, config.heartbeatIntervalMs) });
   const lastUsed = new LastUsedRecorder({ db, clock, flushMs: 2000 });
   const tunnel = createTunnelServer({
@@ -52,6 +79,8 @@ export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: 
     liveness,
     heartbeats,
     sessions,
+    replicas,
+    requests,
     maxFrameBytes: config.maxAgentFrameBytes,
   });
   let publicUrl = config.publicUrl ?? '';
@@ -68,9 +97,13 @@ export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: 
     tunnel,
     bundle: createAgentBundle(),
     publicUrl: () => publicUrl,
+    reconciler,
+    replicas,
+    requests,
   });
 
   liveness.start();
+  reconciler.start();
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address() as AddressInfo;
   const scheme = config.tls ? 'https' : 'http';
@@ -89,6 +122,7 @@ export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: 
     store,
     close() {
       closing ??= (async () => {
+        reconciler.stop();
         liveness.stop();
         tunnel.close();
         await app.close();

@@ -25,6 +25,8 @@ export const replicaViewSchema = z.object({
   last_error: z.string().nullable(),
   created_at: z.string(),
   ready_at: z.string().nullable(),
+  /** While an image or model is pulled: the latest progress the agent reported. */
+  progress: z.object({ status: z.string(), percent: z.number().nullable() }).optional(),
 });
 export type ReplicaView = z.infer<typeof replicaViewSchema>;
 
@@ -39,7 +41,7 @@ export const workerViewSchema = z.object({
   agent_version: z.string(),
   last_heartbeat_at: z.string().nullable(),
   host: hostSchema,
-  runtime: runtimeInfoSchema,
+  runtime: runtimeInfoSchema.omit({ images: true, image_map: true }),
   gpu_driver_version: z.string().nullable(),
   cuda_version: z.string().nullable(),
   gpu_error: gpuErrorSchema.nullable(),

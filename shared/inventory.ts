@@ -64,11 +64,20 @@ export const hostSchema = z.strictObject({
 });
 export type HostInfo = z.infer<typeof hostSchema>;
 
+export const gpuModes = ['nvidia', 'cdi', 'none'] as const;
+export type GpuMode = (typeof gpuModes)[number];
+
 export const runtimeInfoSchema = z.strictObject({
   kind: z.enum(['docker', 'process']),
   docker_version: z.string().max(64).nullable(),
   nvidia_runtime: z.boolean(),
   cdi: z.boolean(),
+  /** How containers get GPUs (IK_DOCKER_GPU_MODE or detected); null: this runtime cannot give GPUs to containers. */
+  gpu_mode: z.enum(gpuModes).nullable().default(null),
+  /** Images present on the box (docker), so placement can prefer a worker that need not pull. */
+  images: z.array(z.string().max(512)).max(1000).default([]),
+  /** The agent's IK_IMAGE_MAP (backend → image template), so the hub knows which image a backend means there. */
+  image_map: z.record(z.string().max(32), z.string().max(512)).default({}),
 });
 export type RuntimeInfo = z.infer<typeof runtimeInfoSchema>;
 

@@ -8,6 +8,8 @@ export interface DockerEngineInfo {
   version: string;
   nvidiaRuntime: boolean;
   cdi: boolean;
+  /** Tagged images present on the engine (e.g. `vllm/vllm-openai:v0.6.3`). */
+  images: string[];
 }
 
 const infoSchema = z.object({
@@ -20,7 +22,7 @@ export async function detectDockerEngine(opts: { docker?: Docker; timeoutMs?: nu
   const docker = opts.docker ?? new Docker();
   const timeoutMs = opts.timeoutMs ?? 3000;
   try {
-    const [version, info] = await withTimeout(Promise.all([docker.version(), docker.info()]), timeoutMs);
+    const [version, info, images] = await withTimeout(Promise.all([docker.version(), docker.info(), docker.listImages()]), timeoutMs);
     const parsed = infoSchema.safeParse(info);
     const runtimes = parsed.success ? Object.keys(parsed.data.Runtimes ?? {}) : [];
     const specDirs = parsed.success ? (parsed.data.CDISpecDirs ?? []) : [];
@@ -28,6 +30,7 @@ export async function detectDockerEngine(opts: { docker?: Docker; timeoutMs?: nu
       version: typeof version.Version === 'string' ? version.Version : 'unknown',
       nvidiaRuntime: runtimes.includes('nvidia'),
       cdi: await hasNvidiaCdiSpecs(specDirs),
+      images: images.flatMap((i) => i.RepoTags ?? []).filter((t) => t !== '<none>:<none>').slice(0, 1000),
     };
   } catch {
     return null;

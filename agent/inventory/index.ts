@@ -1,15 +1,17 @@
 // The agent's inventory on its own timer: nvidia-smi (which can hang) apart from heartbeats, which send the latest sample.
 import type { Logger } from '../../shared/logger.ts';
-import type { GpuInventory, HostInfo, Inventory, RuntimeInfo } from '../../shared/inventory.ts';
+import type { GpuInventory, GpuMode, HostInfo, Inventory, RuntimeInfo } from '../../shared/inventory.ts';
 import { createNvidiaSmiProbe, type NvidiaSmiProbe } from './nvidia-smi.ts';
 import { readHostInfo } from './host.ts';
-import { detectDockerEngine } from './docker.ts';
+import { detectDockerEngine, type DockerEngineInfo } from './docker.ts';
 
 export interface InventoryOptions {
   dataDir: string;
   nvidiaSmi: string;
   nvidiaSmiTimeoutMs: number;
   runtime: 'docker' | 'process' | undefined;
+  dockerGpuMode: GpuMode | undefined;
+  imageMap: Record<string, string>;
   log: Logger;
 }
 
@@ -21,7 +23,7 @@ export class InventoryPoller {
   private gpu: GpuInventory = { gpu_driver_version: null, cuda_version: null, gpu_error: null, gpus: [] };
   private host: HostInfo | undefined;
   private hostAt = 0;
-  private runtime: RuntimeInfo = { kind: 'process', docker_version: null, nvidia_runtime: false, cdi: false };
+  private runtime: RuntimeInfo = { kind: 'process', docker_version: null, nvidia_runtime: false, cdi: false, gpu_mode: null, images: [], image_map: {} };
   private timer: NodeJS.Timeout | undefined;
   private intervalMs = 10_000;
   private stopped = false;
@@ -83,13 +85,32 @@ export class InventoryPoller {
     const engine = await detectDockerEngine();
     const kind = this.opts.runtime ?? (engine ? 'docker' : 'process');
     if (kind === 'docker' && !engine) this.opts.log.warn('IK_RUNTIME=docker but no Docker engine answers');
-    return { kind, docker_version: engine?.version ?? null, nvidia_runtime: engine?.nvidiaRuntime ?? false, cdi: engine?.cdi ?? false };
+    return {
+      kind,
+      docker_version: engine?.version ?? null,
+      nvidia_runtime: engine?.nvidiaRuntime ?? false,
+      cdi: engine?.cdi ?? false,
+      gpu_mode: kind === 'docker' ? dockerGpuMode(this.opts.dockerGpuMode, engine) : null,
+      images: kind === 'docker' ? (engine?.images ?? []) : [],
+      image_map: this.opts.imageMap,
+    };
   }
 
   private hostFallback(err: Error): HostInfo {
     this.opts.log.warn({ err: err.message }, 'reading host facts failed');
     return this.host ?? { hostname: 'unknown', os: process.platform, arch: process.arch, cpu_cores: 0, memory_total_mib: 0, disk_free_mib: null };
   }
+}
+
+/**
+ * How containers get GPUs: IK_DOCKER_GPU_MODE when set (set to `none`, the GPUs count as usable: the engine's
+ * default runtime is nvidia, or a test box has none); otherwise the NVIDIA runtime, then CDI; null when neither.
+ */
+export function dockerGpuMode(configured: GpuMode | undefined, engine: DockerEngineInfo | null): GpuMode | null {
+  if (configured) return configured;
+  if (engine?.nvidiaRuntime) return 'nvidia';
+  if (engine?.cdi) return 'cdi';
+  return null;
 }
 
 /** The parts of an inventory that are not usage samples: when they change, the agent sends a full inventory. */

@@ -5,6 +5,9 @@ import type { Store } from '../store/index.ts';
 import type { AgentSessions } from '../tunnel/session.ts';
 import type { WorkerLiveness } from '../control/liveness.ts';
 import type { HeartbeatWriter } from '../tunnel/heartbeat-writer.ts';
+import type { Reconciler } from '../control/reconciler.ts';
+import type { ReplicaReports } from '../control/replica-reports.ts';
+import type { AgentRequests } from '../tunnel/agent-requests.ts';
 
 export interface ApiDeps {
   store: Store;
@@ -15,4 +18,7 @@ export interface ApiDeps {
   heartbeats: HeartbeatWriter;
   /** The URL agents and clients use to reach this hub (known once the server listens). */
   publicUrl: () => string;
+  reconciler: Pick<Reconciler, 'enqueue' | 'workerChanged'>;
+  replicas: Pick<ReplicaReports, 'onWorkerDeleted'>;
+  requests: AgentRequests;
 }

@@ -80,7 +80,8 @@ function unmaskEnv(raw: unknown, stored: WorkloadSpec | undefined): unknown {
   return { ...raw, env: restored };
 }
 
-function validateSpec(store: Store, project: Project, raw: unknown): WorkloadSpec {
+/** Parses a spec and checks it against this hub (worker ids the project may name); throws the 422 on problems. */
+export function validateSpec(store: Store, project: Project, raw: unknown): WorkloadSpec {
   const parsed = parseWorkloadSpec(raw);
   if (!parsed.ok) throw specInvalid(parsed.details);
   const spec = parsed.spec;

@@ -7,11 +7,12 @@ import type { Store } from '../store/index.ts';
 import { canChange, canSee, type Caller } from './auth.ts';
 import type { ApiRouter } from './route.ts';
 import type { ApiDeps } from './deps.ts';
+import { toReplicaView } from './workload-view.ts';
 
 const idParams = z.strictObject({ id: z.string().min(1).max(100) });
 const listQuery = z.strictObject({ project: z.string().min(1).max(63).optional().describe('only workers this project can use') });
 
-export function toWorkerView(w: WorkerRecord, store: Store): WorkerView {
+export function toWorkerView(w: WorkerRecord, store: Store, deps?: Pick<ApiDeps, 'requests'>): WorkerView {
   return {
     id: w.id,
     name: w.name,
@@ -23,13 +24,14 @@ export function toWorkerView(w: WorkerRecord, store: Store): WorkerView {
     agent_version: w.agent_version,
     last_heartbeat_at: w.last_heartbeat_at,
     host: w.host,
-    runtime: w.runtime,
+    // Images and the image map are for placement; the operator's view shows what the runtime is.
+    runtime: { kind: w.runtime.kind, docker_version: w.runtime.docker_version, nvidia_runtime: w.runtime.nvidia_runtime, cdi: w.runtime.cdi, gpu_mode: w.runtime.gpu_mode },
     gpu_driver_version: w.gpu_driver_version,
     cuda_version: w.cuda_version,
     gpu_error: w.gpu_error,
     gpus: [...w.gpus].sort((a, b) => a.index - b.index),
     gpu_hourly_cost_usd: w.gpu_hourly_cost_usd,
-    replicas: [],
+    replicas: deps ? store.replicas.forWorker(w.id).map((r) => toReplicaView(r, deps)) : [],
   };
 }
 
@@ -69,7 +71,7 @@ export function registerWorkerRoutes(router: ApiRouter, deps: ApiDeps): void {
         if (!project || !canSee(caller, project.id)) throw new AppError('PROJECT_NOT_FOUND', `no project "${query.project}"`);
         projectId = project.id;
       }
-      return { items: store.workers.list(projectId).map((w) => toWorkerView(w, store)), next: null };
+      return { items: store.workers.list(projectId).map((w) => toWorkerView(w, store, deps)), next: null };
     },
   });
 
@@ -81,7 +83,7 @@ export function registerWorkerRoutes(router: ApiRouter, deps: ApiDeps): void {
     tag: 'workers',
     params: idParams,
     responses: one,
-    handler: ({ params, caller }) => toWorkerView(visibleWorker(deps, caller, params.id), store),
+    handler: ({ params, caller }) => toWorkerView(visibleWorker(deps, caller, params.id), store, deps),
   });
 
   const flagAction = (action: 'cordon' | 'uncordon' | 'drain', summary: string, flags: (w: WorkerRecord) => { cordoned: boolean; draining: boolean }) =>
@@ -99,10 +101,13 @@ export function registerWorkerRoutes(router: ApiRouter, deps: ApiDeps): void {
         if (next.cordoned !== worker.cordoned || next.draining !== worker.draining) {
           store.transaction(() => {
             store.workers.setFlags(worker.id, next);
+            // A drain moves the worker's replicas elsewhere; an uncordon may let pending replicas in.
             store.events.record({ kind: `worker.${action}ed`, workerId: worker.id, projectId: worker.project_id, message: `worker ${worker.name}: ${summary.toLowerCase()}` });
           });
+          deps.reconciler.workerChanged();
+          for (const w of store.workloads.list()) deps.reconciler.enqueue(w.id);
         }
-        return toWorkerView(store.workers.getById(worker.id)!, store);
+        return toWorkerView(store.workers.getById(worker.id)!, store, deps);
       },
     });
   flagAction('cordon', 'Cordon: place no new replicas here', (w) => ({ cordoned: true, draining: w.draining }));
@@ -120,11 +125,12 @@ export function registerWorkerRoutes(router: ApiRouter, deps: ApiDeps): void {
     responses: one,
     handler: ({ params, body, caller }) => {
       const worker = changeableWorker(deps, caller, params.id);
+      deps.reconciler.workerChanged();
       store.workers.patch(worker.id, {
         labels: body.labels ?? worker.labels,
         gpu_hourly_cost_usd: body.gpu_hourly_cost_usd === undefined ? worker.gpu_hourly_cost_usd : body.gpu_hourly_cost_usd,
       });
-      return toWorkerView(store.workers.getById(worker.id)!, store);
+      return toWorkerView(store.workers.getById(worker.id)!, store, deps);
     },
   });
 
@@ -145,6 +151,7 @@ export function registerWorkerRoutes(router: ApiRouter, deps: ApiDeps): void {
         store.events.record({ kind: 'worker.deleted', workerId: worker.id, projectId: worker.project_id, message: `worker ${worker.name} was deleted` });
       });
       deps.sessions.get(worker.id)?.goAway('worker_deleted', 'this worker was deleted on the hub; its credential no longer works');
+      deps.replicas.onWorkerDeleted(worker.id);
       return undefined;
     },
   });

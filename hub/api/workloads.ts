@@ -41,9 +41,10 @@ export function registerWorkloadRoutes(router: ApiRouter, deps: ApiDeps): void {
     handler: ({ params, query, rawBody, caller, reply }) => {
       const project = resolveProject(deps, caller, params.p);
       const result = ensureWorkload(store, project, params.slug, rawBody, query.on_drift);
+      if (result.outcome === 'created' || result.outcome === 'reconciled') deps.reconciler.enqueue(result.workload.id);
       // The status says created or not; the header says which of the other outcomes happened.
       reply.code(result.outcome === 'created' ? 201 : 200).header(ENSURE_OUTCOME_HEADER, result.outcome);
-      return toWorkloadView(result.workload, project.slug);
+      return toWorkloadView(result.workload, project.slug, deps);
     },
   });
 
@@ -57,7 +58,7 @@ export function registerWorkloadRoutes(router: ApiRouter, deps: ApiDeps): void {
     responses: { 200: { description: 'workloads', schema: listOf(workloadViewSchema) } },
     handler: ({ params, caller }) => {
       const project = resolveProject(deps, caller, params.p);
-      return { items: store.workloads.list(project.id).map((w) => toWorkloadView(w, project.slug)), next: null };
+      return { items: store.workloads.list(project.id).map((w) => toWorkloadView(w, project.slug, deps)), next: null };
     },
   });
 
@@ -71,7 +72,7 @@ export function registerWorkloadRoutes(router: ApiRouter, deps: ApiDeps): void {
     responses: one,
     handler: ({ params, caller }) => {
       const project = resolveProject(deps, caller, params.p);
-      return toWorkloadView(resolveWorkload(store, project, params.slug), project.slug);
+      return toWorkloadView(resolveWorkload(store, project, params.slug), project.slug, deps);
     },
   });
 
@@ -90,6 +91,8 @@ export function registerWorkloadRoutes(router: ApiRouter, deps: ApiDeps): void {
         store.workloads.delete(workload.id);
         store.events.record({ kind: 'workload.deleted', projectId: project.id, workload: workload.slug, message: `workload ${workload.slug} deleted` });
       });
+      // Its replicas are drained and stopped by the reconciler (they outlive the workload row until then).
+      deps.reconciler.enqueue(workload.id);
       return undefined;
     },
   });
@@ -117,8 +120,9 @@ export function registerWorkloadRoutes(router: ApiRouter, deps: ApiDeps): void {
               message: `workload ${workload.slug} ${action}d by hand`,
             });
           });
+          deps.reconciler.enqueue(workload.id);
         }
-        return toWorkloadView(store.workloads.getById(workload.id)!, project.slug);
+        return toWorkloadView(store.workloads.getById(workload.id)!, project.slug, deps);
       },
     });
   }

@@ -11,6 +11,8 @@ export interface LivenessDeps {
   clock: Clock;
   log: Logger;
   heartbeatIntervalMs: number;
+  /** Told of every state change (replicas of a worker that is not ready go out of rotation at once). */
+  onTransition?: (workerId: string, state: WorkerState) => void;
 }
 
 interface Presence {
@@ -105,6 +107,7 @@ export class WorkerLiveness {
     const kind = state === 'down' ? 'worker.lost' : state === 'disconnected' ? 'worker.disconnected' : 'worker.back';
     this.record(workerId, kind, `worker ${p.name} ${state === 'ready' ? 'is back' : `is ${state}`}: ${reason}`, { from, to: state });
     this.deps.log.info({ workerId, from, to: state, reason }, 'worker state changed');
+    this.deps.onTransition?.(workerId, state);
   }
 
   private record(workerId: string, kind: string, message: string, data?: Record<string, unknown>): void {

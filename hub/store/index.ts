@@ -8,6 +8,7 @@ import { createWorkerStore } from './workers.ts';
 import { createEventStore } from './events.ts';
 import { createWorkloadStore } from './workloads.ts';
 import { createDataKeyStore } from './data-keys.ts';
+import { createReplicaStore } from './replicas.ts';
 import type { SecretBox } from '../secret-box.ts';
 
 export function createStore(db: Db, clock: Clock, box: SecretBox) {
@@ -20,6 +21,7 @@ export function createStore(db: Db, clock: Clock, box: SecretBox) {
     events: createEventStore(db, clock),
     workloads: createWorkloadStore(db, clock, box),
     dataKeys: createDataKeyStore(db, clock),
+    replicas: createReplicaStore(db, clock),
     /** Runs `fn` in one immediate transaction (racy transitions are decided inside it). */
     transaction<T>(fn: () => T): T {
       return db.transaction(fn).immediate();

@@ -68,6 +68,8 @@ export function createWorkloadStore(db: Db, clock: Clock, box: SecretBox) {
     'UPDATE workloads SET desired_state = ?, state = ?, updated_at = ? WHERE id = ?',
   );
   const remove = db.prepare<[string]>('DELETE FROM workloads WHERE id = ?');
+  const setState = db.prepare<[string, string, string]>('UPDATE workloads SET state = ?, updated_at = ? WHERE id = ?');
+  const setPlacement = db.prepare<[string | null, string]>('UPDATE workloads SET placement = ? WHERE id = ?');
 
   const fromDb = (row: WorkloadDbRow): WorkloadRecord & { env_sealed: string | null } => ({
     ...row,
@@ -115,6 +117,14 @@ export function createWorkloadStore(db: Db, clock: Clock, box: SecretBox) {
     },
     delete(id: string): boolean {
       return remove.run(id).changes > 0;
+    },
+    /** Observed lifecycle (written by the reconciler). */
+    setState(id: string, state: WorkloadState): void {
+      setState.run(state, isoTime(clock.now()), id);
+    },
+    /** Why a replica is pending, in plain language; null when nothing waits. */
+    setPlacement(id: string, explanation: string | null): void {
+      setPlacement.run(explanation, id);
     },
   };
 }

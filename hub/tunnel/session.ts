@@ -20,6 +20,8 @@ import type { HubConfig } from '../config.ts';
 import type { HubMetrics } from '../metrics.ts';
 import type { WorkerLiveness } from '../control/liveness.ts';
 import type { HeartbeatWriter } from './heartbeat-writer.ts';
+import type { ReplicaReports } from '../control/replica-reports.ts';
+import type { AgentRequests } from './agent-requests.ts';
 import { admitAgent } from './admit.ts';
 
 export const HELLO_TIMEOUT_MS = 10_000;
@@ -28,11 +30,13 @@ export interface SessionDeps {
   store: Store;
   clock: Clock;
   log: Logger;
-  config: Pick<HubConfig, 'heartbeatIntervalMs' | 'inventoryIntervalMs' | 'pingIntervalMs'>;
+  config: Pick<HubConfig, 'heartbeatIntervalMs' | 'inventoryIntervalMs' | 'pingIntervalMs' | 'restartBackoffBaseMs'>;
   metrics: HubMetrics;
   liveness: WorkerLiveness;
   heartbeats: HeartbeatWriter;
   sessions: AgentSessions;
+  replicas: ReplicaReports;
+  requests: AgentRequests;
 }
 
 /** The live tunnels, by worker id (at most one per worker: a newer one replaces an older one). */
@@ -120,6 +124,17 @@ export class AgentSession {
         return this.onHeartbeat(msg);
       case 'inventory':
         return this.onInventory(msg.inventory);
+      case 'replica.status':
+        return this.deps.replicas.onStatus(this.workerId!, msg.replica, msg.last_log);
+      case 'image.pull.progress':
+        return this.deps.requests.onPullProgress(msg, this.deps.clock.now());
+      case 'logs.chunk':
+        return this.deps.requests.onLogsChunk(msg);
+      case 'logs.end':
+        return this.deps.requests.onLogsEnd(msg);
+      case 'reply':
+        if (!msg.ok) this.log.warn({ workerId: this.workerId, request: msg.reply_to, error: msg.error }, 'agent refused a request');
+        return;
       case 'go_away':
         this.log.info({ workerId: this.workerId, code: msg.code, reason: msg.message }, 'agent is going away');
         return this.close(closeCodes.shutdown, 'agent going away');
@@ -157,9 +172,12 @@ export class AgentSession {
         heartbeat_interval_ms: config.heartbeatIntervalMs,
         inventory_interval_ms: config.inventoryIntervalMs,
         ping_interval_ms: config.pingIntervalMs,
+        restart_backoff_base_ms: config.restartBackoffBaseMs,
       },
     });
-    this.log.info({ workerId: worker.id, name: worker.name, how: admission.how, gpus: worker.gpus.length }, 'agent connected');
+    this.log.info({ workerId: worker.id, name: worker.name, how: admission.how, gpus: worker.gpus.length, replicas: hello.replicas.length }, 'agent connected');
+    // What the agent already runs is adopted (or stopped, if the hub no longer wants it).
+    this.deps.replicas.onReplicaList(worker.id, hello.replicas);
     this.schedulePing();
   }
 
@@ -170,6 +188,7 @@ export class AgentSession {
     this.gpus = this.gpus.map((g) => ({ ...g, ...byUuid.get(g.uuid) }));
     this.deps.liveness.heartbeat(workerId);
     this.deps.heartbeats.queue({ id: workerId, at: isoTime(this.deps.clock.now()), gpus: this.gpus, gpu_error: hb.gpu_error });
+    this.deps.replicas.onReplicaList(workerId, hb.replicas);
   }
 
   private onInventory(inventory: Inventory): void {
@@ -209,10 +228,12 @@ export class AgentSession {
     this.pingTimer.unref?.();
   }
 
-  private send(msg: HubMessage): void {
-    if (this.ws.readyState !== this.ws.OPEN) return;
+  /** Sends a control message; false when the tunnel is not open (the caller's next resync tries again). */
+  send(msg: HubMessage): boolean {
+    if (this.ws.readyState !== this.ws.OPEN) return false;
     this.deps.metrics.tunnelMessages.inc({ direction: 'out', type: msg.type });
     this.ws.send(JSON.stringify(msg));
+    return true;
   }
 
   private close(code: number, reason: string): void {

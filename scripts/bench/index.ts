@@ -13,6 +13,7 @@ export interface Benchmark {
 /** Every benchmark, in the order `npm run bench` runs them; adding one is one line here. */
 const benchmarks: Record<string, () => Promise<Benchmark>> = {
   agents: () => import('./agents.ts'),
+  scheduler: () => import('./scheduler.ts'),
 };
 
 const USAGE = `usage: npm run bench [-- NAME... [FLAGS]]

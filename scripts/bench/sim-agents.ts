@@ -37,7 +37,7 @@ function simulatedInventory(name: string, agentIndex: number): Inventory {
   }
   return {
     host: { hostname: name, os: 'Ubuntu 22.04.4 LTS', arch: 'x64', cpu_cores: 192, memory_total_mib: 2_063_937, disk_free_mib: 3_481_204 },
-    runtime: { kind: 'docker', docker_version: '27.3.1', nvidia_runtime: true, cdi: false },
+    runtime: { kind: 'docker', docker_version: '27.3.1', nvidia_runtime: true, cdi: false, gpu_mode: 'nvidia', images: [], image_map: {} },
     gpu_driver_version: '550.127.05',
     cuda_version: '12.4',
     gpu_error: null,
@@ -82,7 +82,7 @@ function simulatedUsage(agentIndex: number, seq: number): GpuUsage[] {
 }
 
 export function simulatedHeartbeat(agentIndex: number, seq: number): Heartbeat {
-  return { type: 'heartbeat', seq, gpus: simulatedUsage(agentIndex, seq), gpu_error: null };
+  return { type: 'heartbeat', seq, gpus: simulatedUsage(agentIndex, seq), gpu_error: null, replicas: [] };
 }
 
 /** Checks one heartbeat against the protocol schema (once per run: the shape is the same for every agent). */
@@ -143,6 +143,7 @@ export class SimAgent {
         if (settled) return;
         if (msg.type === 'reject') return fail(`rejected: ${msg.code}: ${msg.message}`);
         if (msg.type === 'go_away') return fail(`go_away: ${msg.code}: ${msg.message}`);
+        if (msg.type !== 'welcome') return;
         if (!msg.credential) return fail('welcome carried no credential after a join-token hello');
         settled = true;
         clearTimeout(timer);

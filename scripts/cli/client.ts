@@ -76,3 +76,20 @@ export async function callHubWithStatus(target: HubTarget, method: string, path:
   }
   return { status: res.status, headers: res.headers, body: json };
 }
+
+/** A streamed GET (logs with --follow): chunks go to `onChunk` as they arrive, until the hub ends the answer. */
+export async function streamHub(target: HubTarget, path: string, onChunk: (text: string) => void): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch(`${target.url}${path}`, { headers: { authorization: `Bearer ${target.token}` } });
+  } catch (err) {
+    const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err);
+    throw new CliError(`cannot reach the hub at ${target.url}: ${cause}`);
+  }
+  if (!res.ok || !res.body) {
+    const parsed = errorSchema.safeParse(await res.json().catch(() => null));
+    throw new CliError(parsed.success ? parsed.data.error.message : `the hub answered ${res.status} ${res.statusText}`);
+  }
+  const decoder = new TextDecoder();
+  for await (const chunk of res.body) onChunk(decoder.decode(chunk, { stream: true }));
+}

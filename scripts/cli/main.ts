@@ -13,6 +13,7 @@ import { runWorkloadsCommand } from './commands/workloads.ts';
 import { runProjectsCommand } from './commands/projects.ts';
 import { runTokensCommand } from './commands/tokens.ts';
 import { runKeysCommand } from './commands/keys.ts';
+import { runPlanCommand } from './commands/plan.ts';
 
 const USAGE = `ik ${VERSION}: turn GPU boxes into managed, OpenAI-compatible inference endpoints
 
@@ -24,7 +25,8 @@ usage: ik <command> [options]
   workers [ls|show|cordon|uncordon|drain|rm]
   join-token [create|ls|revoke]
   ensure -f spec.json [--on-drift reconcile|fail|ignore]
-  workloads [ls|show SLUG|rm SLUG]
+  plan -f spec.json           dry run: VRAM estimate, placement or why not, hourly cost
+  workloads [ls|show SLUG|rm SLUG|logs SLUG [--replica ID] [--tail N] [--follow]]
   projects [ls|create SLUG]
   tokens [create|ls|revoke ID]
   keys [create SLUG|ls [SLUG]|revoke ID]
@@ -52,6 +54,7 @@ const commands: Record<string, (argv: string[], env: NodeJS.ProcessEnv) => Promi
   token: runTokensCommand,
   keys: runKeysCommand,
   key: runKeysCommand,
+  plan: runPlanCommand,
 };
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {

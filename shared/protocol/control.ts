@@ -1,6 +1,18 @@
 // Control messages of the agent tunnel: JSON text frames, one zod discriminated union on `type`, shared by both ends.
 import { z } from 'zod';
 import { gpuErrorSchema, gpuUsageSchema, inventorySchema } from '../inventory.ts';
+import {
+  logsCancelSchema,
+  logsChunkSchema,
+  logsEndSchema,
+  logsReadSchema,
+  pullProgressSchema,
+  replicaReportSchema,
+  replicaStartSchema,
+  replicaStatusSchema,
+  replicaStopSchema,
+  replySchema,
+} from './replicas.ts';
 
 const workerId = z.string().regex(/^wrk_[A-Za-z0-9]{8,64}$/, 'a worker id (wrk_…)');
 const workerName = z
@@ -16,6 +28,8 @@ export const helloSchema = z.strictObject({
   worker_id: workerId.optional(),
   name: workerName,
   inventory: inventorySchema,
+  /** Replicas the agent already runs (adopted after a restart), so the hub adopts them too. */
+  replicas: z.array(replicaReportSchema).max(256).default([]),
 });
 
 export const heartbeatSchema = z.strictObject({
@@ -23,6 +37,8 @@ export const heartbeatSchema = z.strictObject({
   seq: z.number().int().nonnegative(),
   gpus: z.array(gpuUsageSchema).max(64),
   gpu_error: gpuErrorSchema.nullable(),
+  /** Every replica the agent runs, with its state: the hub repairs any difference from what it wants. */
+  replicas: z.array(replicaReportSchema).max(256).default([]),
 });
 
 export const inventoryUpdateSchema = z.strictObject({
@@ -43,6 +59,7 @@ export const hubConfigSchema = z.strictObject({
   heartbeat_interval_ms: z.number().int().positive(),
   inventory_interval_ms: z.number().int().positive(),
   ping_interval_ms: z.number().int().positive(),
+  restart_backoff_base_ms: z.number().int().positive().default(10_000),
 });
 export type HubConfigForAgent = z.infer<typeof hubConfigSchema>;
 
@@ -73,22 +90,18 @@ export const rejectSchema = z.strictObject({
   message: z.string().max(2000),
 });
 
-export const controlMessageSchema = z.discriminatedUnion('type', [
-  helloSchema,
-  heartbeatSchema,
-  inventoryUpdateSchema,
-  goAwaySchema,
-  welcomeSchema,
-  rejectSchema,
-]);
+const agentOnly = [helloSchema, heartbeatSchema, inventoryUpdateSchema, replicaStatusSchema, pullProgressSchema, logsChunkSchema, logsEndSchema] as const;
+const hubOnly = [welcomeSchema, rejectSchema, replicaStartSchema, replicaStopSchema, logsReadSchema, logsCancelSchema] as const;
+
+export const controlMessageSchema = z.discriminatedUnion('type', [...agentOnly, ...hubOnly, goAwaySchema, replySchema]);
 export type ControlMessage = z.infer<typeof controlMessageSchema>;
 
 /** What an agent may send; anything else from an agent is a protocol error. */
-export const agentMessageSchema = z.discriminatedUnion('type', [helloSchema, heartbeatSchema, inventoryUpdateSchema, goAwaySchema]);
+export const agentMessageSchema = z.discriminatedUnion('type', [...agentOnly, goAwaySchema, replySchema]);
 export type AgentMessage = z.infer<typeof agentMessageSchema>;
 
 /** What the hub may send. */
-export const hubMessageSchema = z.discriminatedUnion('type', [welcomeSchema, rejectSchema, goAwaySchema]);
+export const hubMessageSchema = z.discriminatedUnion('type', [...hubOnly, goAwaySchema, replySchema]);
 export type HubMessage = z.infer<typeof hubMessageSchema>;
 
 export type Hello = z.infer<typeof helloSchema>;

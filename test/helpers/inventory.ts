@@ -5,7 +5,7 @@ import type { Inventory } from '../../shared/inventory.ts';
 export function sampleInventory(gpuCount = 1): Inventory {
   return {
     host: { hostname: 'test-box', os: 'Debian GNU/Linux 12', arch: 'x64', cpu_cores: 32, memory_total_mib: 257_000, disk_free_mib: 900_000 },
-    runtime: { kind: 'process', docker_version: null, nvidia_runtime: false, cdi: false },
+    runtime: { kind: 'process', docker_version: null, nvidia_runtime: false, cdi: false, gpu_mode: null, images: [], image_map: {} },
     gpu_driver_version: '590.48.01',
     cuda_version: '13.1',
     gpu_error: null,

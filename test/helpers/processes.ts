@@ -1,6 +1,6 @@
 // Real hubs and agents as child processes on loopback, for integration tests; every one is stopped after the test file.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,11 +13,33 @@ export const FAKE_NVIDIA_SMI = join(ROOT, 'test/fake-nvidia-smi/nvidia-smi');
 
 const children = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
+const agentDataDirs = new Set<string>();
 
 after(async () => {
   await Promise.all([...children].map((c) => stopChild(c, 'SIGKILL')));
+  // Replicas of the process runtime outlive their agent by design: stop every one the tests' agents started.
+  for (const dir of agentDataDirs) killProcessReplicas(dir);
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
+
+/** Kills the process groups of the replicas recorded in an agent's data dir (test cleanup). */
+export function killProcessReplicas(dataDir: string): void {
+  const records = join(dataDir, 'replicas');
+  let files: string[] = [];
+  try {
+    files = readdirSync(records).filter((f) => f.endsWith('.json'));
+  } catch {
+    return;
+  }
+  for (const f of files) {
+    try {
+      const { pid } = JSON.parse(readFileSync(join(records, f), 'utf8')) as { pid: number };
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
 
 export function tempDir(prefix = 'ik-test-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -109,7 +131,13 @@ export interface TestHub {
 }
 
 /** Fast liveness settings, so `down` arrives in well under a second. */
-export const FAST_HEARTBEATS = { IK_HEARTBEAT_INTERVAL_MS: '200', IK_INVENTORY_INTERVAL_MS: '200', IK_PING_INTERVAL_MS: '1000' };
+export const FAST_HEARTBEATS = {
+  IK_HEARTBEAT_INTERVAL_MS: '200',
+  IK_INVENTORY_INTERVAL_MS: '200',
+  IK_PING_INTERVAL_MS: '1000',
+  IK_RESYNC_MS: '500',
+  IK_RESTART_BACKOFF_BASE_MS: '300',
+};
 
 export async function startHub(opts: { env?: NodeJS.ProcessEnv; dataDir?: string; port?: number } = {}): Promise<TestHub> {
   const dataDir = opts.dataDir ?? tempDir('ik-hub-');
@@ -152,14 +180,24 @@ export function startAgent(opts: AgentOptions): TestAgent {
   const hubUrl = typeof opts.hub === 'string' ? opts.hub : opts.hub.url;
   const token = opts.token ?? (typeof opts.hub === 'string' ? undefined : opts.hub.joinToken);
   const dataDir = opts.dataDir ?? tempDir('ik-agent-');
+  agentDataDirs.add(dataDir);
   const smiEnv =
     opts.smi === null
       ? { IK_NVIDIA_SMI: join(dataDir, 'no-such-nvidia-smi') }
       : { IK_NVIDIA_SMI: FAKE_NVIDIA_SMI, IK_FAKE_SMI: opts.smi ?? 'h100-x1' };
   const args = ['agent', '--hub', hubUrl, '--name', opts.name, '--data-dir', dataDir, ...(token ? ['--token', token] : [])];
-  const child = spawnIk(args, { IK_RUNTIME: 'process', ...smiEnv, ...opts.env });
+  const child = spawnIk(args, { IK_RUNTIME: 'process', IK_PROCESS_MAP: SIM_PROCESS_MAP, ...smiEnv, ...opts.env });
   return { child, dataDir, options: opts };
 }
+
+export const IK_SIM = join(ROOT, 'scripts/ik-sim');
+/** Every backend's program mapped to the simulator, for the process runtime. */
+export const SIM_PROCESS_MAP = JSON.stringify({
+  vllm: `${IK_SIM} vllm`,
+  'vllm-omni': `${IK_SIM} vllm-omni`,
+  sglang: `${IK_SIM} sglang`,
+  ollama: `${IK_SIM} ollama`,
+});
 
 export interface IkResult {
   code: number | null;

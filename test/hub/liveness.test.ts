@@ -20,7 +20,7 @@ let n = 0;
 
 const inventory: Inventory = {
   host: { hostname: 'box', os: 'Linux', arch: 'x64', cpu_cores: 8, memory_total_mib: 32000, disk_free_mib: null },
-  runtime: { kind: 'process', docker_version: null, nvidia_runtime: false, cdi: false },
+  runtime: { kind: 'process', docker_version: null, nvidia_runtime: false, cdi: false, gpu_mode: null, images: [], image_map: {} },
   gpu_driver_version: null,
   cuda_version: null,
   gpu_error: null,

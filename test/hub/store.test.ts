@@ -44,7 +44,7 @@ const gpu = (index: number, over: Partial<Gpu> = {}): Gpu => ({
 
 const inventory = (gpus: Gpu[] = [gpu(0)]): Inventory => ({
   host: { hostname: 'box', os: 'Debian 12', arch: 'x64', cpu_cores: 16, memory_total_mib: 64000, disk_free_mib: 100000 },
-  runtime: { kind: 'docker', docker_version: '28.2.2', nvidia_runtime: true, cdi: false },
+  runtime: { kind: 'docker', docker_version: '28.2.2', nvidia_runtime: true, cdi: false, gpu_mode: 'nvidia', images: [], image_map: {} },
   gpu_driver_version: '590.48.01',
   cuda_version: '13.1',
   gpu_error: null,

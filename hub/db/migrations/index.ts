@@ -1,6 +1,7 @@
 // The explicit, append-only list of migrations; a migration's version is its position (1, 2, …).
 import { migration001 } from './001-initial.ts';
 import { migration002 } from './002-workloads.ts';
+import { migration003 } from './003-replicas.ts';
 
 export interface Migration {
   version: number;
@@ -8,4 +9,4 @@ export interface Migration {
   sql: string;
 }
 
-export const migrations: readonly Migration[] = [migration001, migration002];
+export const migrations: readonly Migration[] = [migration001, migration002, migration003];

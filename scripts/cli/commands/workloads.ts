@@ -1,13 +1,14 @@
 // `ik workloads ls|show|rm`: what a project runs, with state, generation and why a replica is pending.
 import { z } from 'zod';
-import { parseCommandArgs, UsageError } from '../../../shared/cli-args.ts';
-import { callHub, resolveHub } from '../client.ts';
+import { intFlag, parseCommandArgs, UsageError } from '../../../shared/cli-args.ts';
+import { callHub, CliError, resolveHub, streamHub } from '../client.ts';
 import { printFields, printJson, printTable } from '../output.ts';
 import { projectOf, projectPath, splitSubcommand } from '../project.ts';
 
 export const WORKLOADS_USAGE = `usage: ik workloads [ls]           list the project's workloads
        ik workloads show SLUG      spec (env values masked), state, replicas, placement
        ik workloads rm SLUG        delete (replicas are drained and stopped)
+       ik workloads logs SLUG [--replica ID] [--tail N] [--follow] [--since 10m]
 Options: --project P (default: IK_PROJECT or "default"), --json.`;
 
 const workloadSchema = z.looseObject({
@@ -36,6 +37,10 @@ export async function runWorkloadsCommand(argv: string[], env: NodeJS.ProcessEnv
   const { values, positionals } = parseCommandArgs(`ik workloads ${sub}`, rest, {
     project: { type: 'string' },
     json: { type: 'boolean' },
+    replica: { type: 'string' },
+    tail: { type: 'string' },
+    since: { type: 'string' },
+    follow: { type: 'boolean', short: 'f' },
     help: { type: 'boolean', short: 'h' },
   }, 1);
   if (values.help) return (process.stdout.write(`${WORKLOADS_USAGE}\n`), 0);
@@ -85,6 +90,17 @@ export async function runWorkloadsCommand(argv: string[], env: NodeJS.ProcessEnv
         process.stdout.write('\n');
         printTable(['REPLICA', 'STATE', 'WORKER'], w.replicas.map((r) => [r.id, r.state, r.worker_id ?? '-']));
       }
+      return 0;
+    }
+    case 'logs': {
+      const w = workloadSchema.parse(await callHub(hub, 'GET', path));
+      const replica = values.replica ?? w.replicas.find((r) => r.state === 'ready')?.id ?? w.replicas[0]?.id;
+      if (!replica) throw new CliError(`workload ${slug} has no replicas yet: nothing to read`);
+      const query = new URLSearchParams();
+      if (values.tail) query.set('tail', String(intFlag('tail', values.tail, 1)));
+      if (values.since) query.set('since', values.since);
+      if (values.follow) query.set('follow', 'true');
+      await streamHub(hub, `${path}/replicas/${encodeURIComponent(replica)}/logs?${query}`, (chunk) => process.stdout.write(chunk));
       return 0;
     }
     case 'rm':
