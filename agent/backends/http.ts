@@ -1,15 +1,24 @@
 // Small HTTP helpers for talking to a backend on 127.0.0.1 (probes, model pulls), always with a timeout.
+import { deadline } from '../../shared/abort.ts';
 
 export async function getJson(port: number, path: string, signal: AbortSignal, timeoutMs = 3000): Promise<{ status: number; body: unknown }> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) });
-  const text = await res.text();
+  const limit = deadline(timeoutMs, signal);
+  let text: string;
+  let status: number;
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: limit.signal });
+    status = res.status;
+    text = await res.text();
+  } finally {
+    limit.clear();
+  }
   let body: unknown = text;
   try {
     body = JSON.parse(text);
   } catch {
     // not JSON: keep the text
   }
-  return { status: res.status, body };
+  return { status, body };
 }
 
 /** The model ids of an OpenAI-compatible `/v1/models` answer. */

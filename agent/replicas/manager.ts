@@ -117,6 +117,7 @@ export class ReplicaManager {
   /** The worker was deleted on the hub: its replicas go too. */
   async stopAll(reason: string): Promise<void> {
     await Promise.all([...this.supervisors.values()].map((s) => s.stop(10_000, reason)));
+    for (const id of this.supervisors.keys()) rmSync(this.stateFile(id), { force: true });
     this.supervisors.clear();
   }
 

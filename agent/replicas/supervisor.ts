@@ -8,6 +8,7 @@ import { backendDriver, mapProgram, type BackendDriver } from '../backends/index
 import type { AgentConfig } from '../config.ts';
 import type { ExitInfo, PullProgress, RecoveredReplica, ReplicaHandle, RunSpec, Runtime } from '../runtime/types.ts';
 import { allocatePort } from '../runtime/ports.ts';
+import { deadline } from '../../shared/abort.ts';
 import { parseCommandFlags, tokenizeCommand } from '../../shared/spec/command-line.ts';
 
 export const RESTART_CAP_MS = 5 * 60_000;
@@ -89,7 +90,9 @@ export class ReplicaSupervisor {
   /** An adopted replica answers its probe at once if it is healthy, so adoption does not flap its state. */
   async probeOnce(): Promise<void> {
     if (!this.handle) return;
-    const probe = await this.driver.probe(this.launch.spec, this.handle.port, AbortSignal.timeout(2000)).catch(() => null);
+    const limit = deadline(2000);
+    const probe = await this.driver.probe(this.launch.spec, this.handle.port, limit.signal).catch(() => null);
+    limit.clear();
     if (probe?.ready) this.state = 'ready';
   }
 
@@ -192,23 +195,33 @@ export class ReplicaSupervisor {
   /** Probes until ready; the process ending or the start timeout first is a failure with its reason. */
   private async becomeReady(exited: Promise<ExitInfo>): Promise<void> {
     const handle = this.handle!;
-    const deadline = Date.now() + this.deps.config.replicaStartTimeoutS * 1000;
+    const deadlineAt = Date.now() + this.deps.config.replicaStartTimeoutS * 1000;
     let ended: ExitInfo | undefined;
     void exited.then((e) => (ended = e));
     if (this.driver.prepareModel) {
-      await Promise.race([
-        this.driver.prepareModel(this.launch.spec, handle.port, (status, percent) => this.deps.pullProgress(this.id, this.launch.spec.model, { status, percent }), this.abort.signal),
-        exited.then((e) => Promise.reject(new ReplicaFailure(`it ${e.reason} while pulling the model`))),
-      ]).catch((err: unknown) => {
+      // The model pull counts against the start timeout like everything else before ready.
+      const limit = deadline(Math.max(0, deadlineAt - Date.now()), this.abort.signal);
+      try {
+        await Promise.race([
+          this.driver.prepareModel(this.launch.spec, handle.port, (status, percent) => this.deps.pullProgress(this.id, this.launch.spec.model, { status, percent }), limit.signal),
+          exited.then((e) => Promise.reject(new ReplicaFailure(`it ${e.reason} while pulling the model`))),
+        ]);
+      } catch (err) {
+        if (this.stopping) return;
+        if (limit.signal.aborted && !this.abort.signal.aborted) {
+          throw new ReplicaFailure(`not ready within ${this.deps.config.replicaStartTimeoutS} s (the model pull did not finish)`);
+        }
         throw err instanceof ReplicaFailure ? err : new ReplicaFailure(err instanceof Error ? err.message : String(err));
-      });
+      } finally {
+        limit.clear();
+      }
     }
     let last = 'not probed yet';
     let every = PROBE_FIRST_MS;
     for (;;) {
       if (ended) throw new ReplicaFailure(`it ${ended.reason} before it became ready`);
       if (this.stopping) return;
-      if (Date.now() > deadline) throw new ReplicaFailure(`not ready within ${this.deps.config.replicaStartTimeoutS} s (${last})`);
+      if (Date.now() > deadlineAt) throw new ReplicaFailure(`not ready within ${this.deps.config.replicaStartTimeoutS} s (${last})`);
       const probe = await this.driver.probe(this.launch.spec, handle.port, this.abort.signal).catch((err: Error) => ({ ready: false, detail: err.message }));
       if (probe.ready) break;
       last = probe.detail;

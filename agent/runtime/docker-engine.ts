@@ -1,5 +1,6 @@
 // Calls to the Docker engine: each one bounded by a timeout (or the caller's signal), its failure turned into an
 // error that says what failed and what to do (engine down, no permission, no answer, or the engine's own reason).
+import { deadline } from '../../shared/abort.ts';
 import type Docker from 'dockerode';
 
 /** Ordinary engine calls (inspect, list, create, remove …) answer within this, or the engine is in trouble. */
@@ -82,8 +83,8 @@ export async function engineCall<T>(
   opts: { timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<T> {
   const timeoutMs = opts.timeoutMs ?? CALL_TIMEOUT_MS;
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const signal = opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout;
+  const limit = deadline(timeoutMs, opts.signal);
+  const signal = limit.signal;
   // Not every dockerode call honours its signal: the timeout also settles the call itself.
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
@@ -95,8 +96,9 @@ export async function engineCall<T>(
     return await Promise.race([fn(signal), aborted]);
   } catch (err) {
     if (opts.signal?.aborted) throw new DockerEngineError(`${what} was cancelled`, null, false);
-    throw describeEngineError(err, engine.address, what, timeout.aborted ? { ms: timeoutMs } : null);
+    throw describeEngineError(err, engine.address, what, signal.aborted ? { ms: timeoutMs } : null);
   } finally {
+    limit.clear();
     if (onAbort) signal.removeEventListener('abort', onAbort);
   }
 }

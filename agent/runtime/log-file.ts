@@ -24,6 +24,21 @@ export function readLogLines(path: string): string[] {
   return lines;
 }
 
+/** The lines of the current file between two byte offsets. */
+export function readLogLinesFrom(path: string, from: number, to: number): string[] {
+  if (to <= from) return [];
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(to - from);
+    readSync(fd, buf, 0, buf.length, from);
+    const lines = buf.toString('utf8').split('\n');
+    if (lines[lines.length - 1] === '') lines.pop();
+    return lines;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Yields complete lines appended to the file after `offset`, polling until the signal aborts. */
 export async function* followLogFile(path: string, offset: number, signal: AbortSignal, pollMs = 250): AsyncGenerator<string[]> {
   let position = offset;

@@ -5,7 +5,8 @@ import { closeSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync 
 import { join } from 'node:path';
 import { z } from 'zod';
 import { replicaLaunchSchema } from '../../shared/protocol/replicas.ts';
-import { boundLogFile, fileSize, followLogFile, openForChild, readLogLines } from './log-file.ts';
+import { boundLogFile, fileSize, followLogFile, openForChild, readLogLines, readLogLinesFrom } from './log-file.ts';
+import { parseSince } from './docker-logs.ts';
 import type { ExitInfo, LogOptions, RecoveredReplica, ReplicaHandle, RunSpec, Runtime } from './types.ts';
 
 const recordSchema = z.object({
@@ -51,6 +52,12 @@ export class ProcessRuntime implements Runtime {
   private readonly recordsDir: string;
   private readonly logsDir: string;
   private readonly boundTimer: NodeJS.Timeout;
+  private readonly checkpointTimer: NodeJS.Timeout;
+  /**
+   * Process logs carry no times: each second the size of every log file is noted, so `since` can start reading at
+   * the offset the file had then (to the second, while this agent runs; earlier lines count as older).
+   */
+  private readonly checkpoints = new Map<string, Array<[number, number]>>();
 
   constructor(private readonly dataDir: string) {
     this.recordsDir = join(dataDir, 'replicas');
@@ -59,6 +66,8 @@ export class ProcessRuntime implements Runtime {
     mkdirSync(this.logsDir, { recursive: true, mode: 0o700 });
     this.boundTimer = setInterval(() => this.boundLogs(), 5000);
     this.boundTimer.unref();
+    this.checkpointTimer = setInterval(() => this.noteLogSizes(), 1000);
+    this.checkpointTimer.unref();
   }
 
   logPath(replicaId: string): string {
@@ -127,11 +136,13 @@ export class ProcessRuntime implements Runtime {
 
   async stop(handle: ReplicaHandle, graceMs: number): Promise<void> {
     const record = this.readRecord(handle.replicaId);
-    if (record && isAlive(record.pid, record.start_ticks)) {
-      killGroup(record.pid, 'SIGTERM');
+    if (record) {
+      // The whole group goes, also when its leader already died: vLLM's engine processes would keep their GPU memory.
+      const members = () => groupMembers(record.pid, record.start_ticks);
+      signalAll(members(), 'SIGTERM');
       const deadline = Date.now() + graceMs;
-      while (Date.now() < deadline && isAlive(record.pid, record.start_ticks)) await new Promise((r) => setTimeout(r, 50));
-      if (isAlive(record.pid, record.start_ticks)) killGroup(record.pid, 'SIGKILL');
+      while (Date.now() < deadline && members().length > 0) await new Promise((r) => setTimeout(r, 50));
+      signalAll(members(), 'SIGKILL');
     }
     // Our own child is reaped through its exit event; wait for it so no zombie is left behind.
     await this.children.get(handle.replicaId)?.exited;
@@ -146,9 +157,37 @@ export class ProcessRuntime implements Runtime {
   async *logs(handle: ReplicaHandle, opts: LogOptions): AsyncIterable<string[]> {
     const path = this.logPath(handle.replicaId);
     const offset = fileSize(path);
-    const lines = readLogLines(path);
+    if (opts.since !== null) this.noteLogSizes();
+    const from = opts.since === null ? 0 : this.offsetAt(handle.replicaId, parseSince(opts.since) * 1000);
+    const lines = from === 0 ? readLogLines(path) : readLogLinesFrom(path, from, offset);
     yield opts.tail === null ? lines : lines.slice(-opts.tail);
     if (opts.follow) yield* followLogFile(path, offset, opts.signal);
+  }
+
+  /** The log file's size at the last checkpoint at or before `timeMs` (0 when none is that old). */
+  private offsetAt(replicaId: string, timeMs: number): number {
+    let offset = 0;
+    for (const [at, size] of this.checkpoints.get(replicaId) ?? []) {
+      if (at > timeMs) break;
+      offset = size;
+    }
+    return offset;
+  }
+
+  private noteLogSizes(): void {
+    const now = Date.now();
+    for (const file of readdirSync(this.logsDir)) {
+      if (!file.endsWith('.log')) continue;
+      const replicaId = file.slice(0, -'.log'.length);
+      const size = fileSize(join(this.logsDir, file));
+      const notes = this.checkpoints.get(replicaId) ?? [];
+      if (notes.length > 0 && notes[notes.length - 1]![1] === size) continue;
+      // A smaller size means the file was bounded: earlier offsets no longer point into it.
+      if (notes.length > 0 && notes[notes.length - 1]![1] > size) notes.length = 0;
+      notes.push([now, size]);
+      if (notes.length > 10_000) notes.splice(0, notes.length - 10_000);
+      this.checkpoints.set(replicaId, notes);
+    }
   }
 
   async recover(workerId: string): Promise<RecoveredReplica[]> {
@@ -173,6 +212,7 @@ export class ProcessRuntime implements Runtime {
 
   close(): void {
     clearInterval(this.boundTimer);
+    clearInterval(this.checkpointTimer);
   }
 
   private readRecord(replicaId: string): ProcessRecord | undefined {
@@ -188,10 +228,28 @@ export class ProcessRuntime implements Runtime {
   }
 }
 
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
+/**
+ * The live processes of the replica's process group: pgid is the leader's pid, and a member started no earlier than
+ * the leader (a later group that reuses the pid is someone else's).
+ */
+export function groupMembers(pgid: number, notBeforeTicks: number): number[] {
+  const members: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // After the command name: state, ppid, pgrp …, starttime is the 20th field from here.
+      if (Number(fields[2]) === pgid && fields[0] !== 'Z' && Number(fields[19]) >= notBeforeTicks) members.push(Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return members;
+}
+
+function signalAll(pids: number[], signal: NodeJS.Signals): void {
+  for (const pid of pids) {
     try {
       process.kill(pid, signal);
     } catch {

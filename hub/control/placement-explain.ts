@@ -1,4 +1,6 @@
 // The scheduler's words: each rejection reason, and the plain-language explanation a pending workload shows (DESIGN §7.4).
+import type { UnitScan } from './gpu-fit.ts';
+import type { SchedulerWorker } from './scheduler.ts';
 import type { VramEstimate } from './vram.ts';
 
 /** Why a worker cannot take a replica; one code per feasibility filter, in the order the filters run. */
@@ -27,7 +29,7 @@ const codeIndex: ReadonlyMap<RejectionCode, number> = new Map(rejectionCodes.map
 /** Codes that say the worker is not this workload's to use at all; the explanation leaves those workers out. */
 export const selectionCodes: ReadonlySet<RejectionCode> = new Set<RejectionCode>(['other_project', 'not_pinned', 'not_listed']);
 
-/** Short labels for the summary of workers beyond the listed ones ("and 990 more: 700 too little free VRAM, …"). */
+/** Short labels for the count of workers beyond the named ones ("and 990 more workers (700 too little free VRAM, …)"). */
 const codeLabels: Record<RejectionCode, string> = {
   not_ready: 'not ready',
   cordoned: 'cordoned',
@@ -97,7 +99,7 @@ export function unitsText(gpus: number, migDevices: number): string {
 }
 
 export const reasonText = {
-  notReady: (state: string) => (state === 'disconnected' ? 'disconnected' : state),
+  notReady: (state: string) => state,
   otherProject: () => 'private to another project',
   notSharedPool: () => 'private to this project, and workers.source is cloud (the shared pool only)',
   notPinned: (pin: string) => `not the pinned worker (worker_id is ${pin})`,
@@ -117,15 +119,66 @@ export const reasonText = {
     const mig = migGpus > 0 ? ` (${plural(migGpus, 'more GPU')} in MIG mode serve single-GPU replicas only)` : '';
     return `${plural(usable, 'GPU')}${which}${mig}, needs ${needed}`;
   },
-  modelTooLarge: (needMib: number, largestClaimMib: number, claimPct: number | null) =>
-    claimPct === null
-      ? `the model needs ~${gibText(needMib)} GiB per GPU, more than its largest GPU's ${gibText(largestClaimMib)} GiB`
-      : `the model needs ~${gibText(needMib)} GiB per GPU, more than ${claimPct}% of its largest GPU (${gibText(largestClaimMib)} GiB)`,
+  modelTooLarge: (needMib: number, largestCapMib: number, claimPct: number | null, migOnly: boolean) => {
+    const unit = migOnly ? 'MIG device' : 'GPU';
+    return claimPct === null
+      ? `the model needs ~${gibText(needMib)} GiB per GPU, more than its largest ${unit} holds (${gibText(largestCapMib)} GiB)`
+      : `the model needs ~${gibText(needMib)} GiB per GPU, more than ${claimPct}% of its largest ${unit} (${gibText(largestCapMib)} GiB)`;
+  },
   vram: (gpus: number, migDevices: number, bestRoomMib: number, fitting: number, needed: number) =>
     needed === 1
       ? `${unitsText(gpus, migDevices)}, best has ${gibText(bestRoomMib)} GiB free`
       : `${unitsText(gpus, migDevices)}, ${fitting} with enough free memory, needs ${needed}`,
 };
+
+/** What a reason's words depend on, besides the worker and its GPU scan. */
+export interface ReasonRules {
+  pin: string | undefined;
+  poolList: readonly string[];
+  pooled: boolean;
+  allowed: readonly string[] | null;
+  minCuda: string | null;
+  needMib: number | null;
+  fraction: number | null;
+  gpus: number;
+}
+
+/** The reason, in words, why worker `w` was refused with `code`; `s` holds its GPU scan for the GPU codes, `image` the image it would run. */
+export function reasonFor(w: SchedulerWorker, r: ReasonRules, code: RejectionCode, s: UnitScan, image: string): string {
+  switch (code) {
+    case 'not_ready':
+      return reasonText.notReady(w.state);
+    case 'cordoned':
+    case 'draining':
+      return code;
+    case 'other_project':
+      return reasonText.otherProject();
+    case 'not_shared_pool':
+      return reasonText.notSharedPool();
+    case 'not_pinned':
+      return reasonText.notPinned(r.pin ?? '');
+    case 'not_listed':
+      return reasonText.notListed();
+    case 'not_registered':
+      return reasonText.notRegistered();
+    case 'no_gpus':
+      return reasonText.noGpus(w.gpu_error);
+    case 'gpu_pool':
+      return reasonText.gpuPool(r.poolList, w.gpus.map((g) => g.name));
+    case 'cuda_not_allowed':
+      return reasonText.cudaNotAllowed(w.cuda_version, r.allowed ?? []);
+    case 'cuda_too_old':
+      return reasonText.cudaTooOld(w.cuda_version ?? '?', r.minCuda ?? '?', image);
+    case 'no_gpu_runtime':
+      return reasonText.noGpuRuntime();
+    case 'not_enough_gpus':
+      return reasonText.notEnoughGpus(s.gpus + s.migDevices, s.migGpusSkipped, r.gpus, r.pooled);
+    case 'model_too_large':
+      return reasonText.modelTooLarge(r.needMib ?? 0, s.largestCap, r.fraction === null ? null : Math.round(r.fraction * 100), s.gpus === 0);
+    case 'vram':
+      return reasonText.vram(s.gpus, s.migDevices, Math.max(0, s.bestRoom), s.fitCount, r.gpus);
+  }
+}
 
 /** A worker's rejection as the explanation reads it. */
 export interface ExplainedRejection {
@@ -157,7 +210,7 @@ export function explainNoFit(need: string, rejections: readonly ExplainedRejecti
   let shown = 0;
   const more = new Int32Array(rejectionCodes.length);
   for (const r of inOrder) {
-    if (r.code === 'other_project' || r.code === 'not_pinned' || r.code === 'not_listed') continue; // selectionCodes
+    if (selectionCodes.has(r.code)) continue;
     if (++shown <= explainedWorkersLimit) text += `; ${r.worker_id}${r.worker_id === pinned ? ' (pinned)' : ''}: ${r.reason}`;
     else more[codeIndex.get(r.code) ?? 0]!++;
   }

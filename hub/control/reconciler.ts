@@ -11,6 +11,7 @@ import { baselineReplicas } from '../api/workload-view.ts';
 import { KeyedQueue } from './work-queue.ts';
 import { planReplicas } from './replica-plan.ts';
 import { place } from './scheduler.ts';
+import { estimateVram } from './vram.ts';
 import { FleetView, replicasPerWorker } from './snapshot.ts';
 import { FAILING_AFTER_RESTARTS, nextWorkloadState } from './workload-state.ts';
 
@@ -159,11 +160,14 @@ export class Reconciler {
     const pending = store.replicas.forWorkload(workload.id).filter((r) => r.desired === 'run' && r.state === 'pending');
     if (pending.length === 0) return null;
     const spec = store.workloads.fullSpec(workload.id)!;
+    // The estimate parses the model id and the command: once per workload, not once per replica.
+    const estimate = estimateVram(spec);
     for (const replica of pending) {
       const result = place(
         {
           project_id: workload.project_id,
           spec,
+          estimate,
           workload_replicas: replicasPerWorker(store.replicas.forWorkload(workload.id)),
           strategy: this.deps.config.placementStrategy,
         },

@@ -174,6 +174,8 @@ export function estimateVram(spec: Pick<WorkloadSpec, 'model' | 'backend' | 'com
     dp = positiveInt(flags, names.dp, notes);
     const fallback = family === 'vllm' ? defaultVllmGpuMemoryUtilization : defaultSglangMemFraction(tp);
     claim = { kind: 'fraction', fraction: fractionFlag(flags, names.fraction, fallback, notes) };
+    if (flagValue(flags, names.fraction) === undefined)
+      notes.push(`${spec.backend} claims ${fallback} of each GPU's memory (${names.fraction[0]} default${family === 'sglang' ? ` at tp ${tp}` : ''})`);
   }
 
   const name = modelName(spec.model);
@@ -196,6 +198,7 @@ export function estimateVram(spec: Pick<WorkloadSpec, 'model' | 'backend' | 'com
     notes.push(`${bytes} bytes per parameter (--dtype ${dtype})`);
   } else {
     bytes = 2;
+    if (dtype === undefined && quantFlag === undefined) notes.push('2 bytes per parameter (16-bit weights, the default)');
     if (dtype !== undefined) notes.push(`--dtype ${dtype} is not one the estimate knows; counted as 2 bytes per parameter`);
     if (quantFlag !== undefined) notes.push(`--quantization ${quantFlag} does not say its bit width; counted as 2 bytes per parameter`);
   }

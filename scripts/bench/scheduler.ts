@@ -6,20 +6,25 @@ import { parseWorkloadSpec, type WorkloadSpec } from '../../shared/spec/workload
 import { place, type PlacementRequest, type SchedulerWorker } from '../../hub/control/scheduler.ts';
 import { estimateVram } from '../../hub/control/vram.ts';
 import type { BenchReport, Metric } from './report.ts';
+import { measureReconcile } from './reconcile.ts';
 
-export const description = 'scheduler: placements per second over a simulated fleet, against a first-fit baseline';
+export const description = 'scheduler: placements per second over a simulated fleet, against a first-fit baseline; reconcile passes over 1,000 workloads';
 
-export const USAGE = `usage: npm run bench -- scheduler [--placements N] [--workers W] [--gpus G] [--seed S]
+export const USAGE = `usage: npm run bench -- scheduler [--placements N] [--workers W] [--gpus G] [--seed S] [--workloads N] [--passes K]
   --placements N  placements to time (default 10000)
-  --workers W     workers in the snapshot (default 1000)
+  --workers W     workers in the snapshot, and in the reconciler's store (default 1000)
   --gpus G        GPUs per worker (default 8)
-  --seed S        seed of the simulated fleet and request mix (default 1)`;
+  --seed S        seed of the simulated fleet and request mix (default 1)
+  --workloads N   fixed workloads of 1 replica for the reconcile passes (default 1000; 0 skips them)
+  --passes K      steady resync passes to time, each phase (default 5; the median is reported)`;
 
 const options = {
   placements: { type: 'string' },
   workers: { type: 'string' },
   gpus: { type: 'string' },
   seed: { type: 'string' },
+  workloads: { type: 'string' },
+  passes: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -27,7 +32,7 @@ const TARGET_TOTAL_MS = 1000;
 const PROJECTS = ['prj_a', 'prj_b', 'prj_c'];
 
 /** mulberry32: a small seeded PRNG, so every run simulates the same fleet. */
-export function rng(seed: number): () => number {
+function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -50,7 +55,7 @@ function workerId(i: number): string {
   return `wrk_${String(i).padStart(8, '0')}`;
 }
 
-export function simulateFleet(count: number, gpusPerWorker: number, random: () => number): SchedulerWorker[] {
+function simulateFleet(count: number, gpusPerWorker: number, random: () => number): SchedulerWorker[] {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
   return Array.from({ length: count }, (_, i) => {
     const [name, total] = pick(gpuModels);
@@ -94,7 +99,7 @@ function spec(input: Record<string, unknown>): WorkloadSpec {
 }
 
 /** A mix of workloads: small and large, every backend, pools and CUDA filters, and one that fits nowhere. */
-export function requestMix(): WorkloadSpec[] {
+function requestMix(): WorkloadSpec[] {
   const vllm = (slug: string, model: string, flags = '', extra: Record<string, unknown> = {}) =>
     spec({ slug, model, backend: 'vllm', command: `vllm serve ${model} ${flags}`.trim(), ...extra });
   return [
@@ -145,6 +150,8 @@ export async function run(argv: string[]): Promise<BenchReport | undefined> {
     workers: intFlag('workers', values.workers, 0, 100_000) ?? 1000,
     gpus: intFlag('gpus', values.gpus, 1, 64) ?? 8,
     seed: intFlag('seed', values.seed, 0) ?? 1,
+    workloads: intFlag('workloads', values.workloads, 0, 100_000) ?? 1000,
+    passes: intFlag('passes', values.passes, 1, 100) ?? 5,
   };
   const random = rng(p.seed);
   const fleet = simulateFleet(p.workers, p.gpus, random);
@@ -204,15 +211,21 @@ export async function run(argv: string[]): Promise<BenchReport | undefined> {
     { name: 'scheduler time ÷ baseline time', value: baselineMs > 0 ? schedulerMs / baselineMs : null, unit: '×' },
     { name: 'VRAM estimate, per workload', value: (estimateMs * 1000) / specs.length, unit: 'µs', note: 'once per workload, not per placement (first calls, not warmed up)' },
   ];
+  const reconcile =
+    p.workloads > 0 && p.workers > 0
+      ? await measureReconcile({ workers: p.workers, gpus: p.gpus, workloads: p.workloads, passes: p.passes, random: rng(p.seed + 1) }, perSecond(p.placements, schedulerMs))
+      : { metrics: [], notes: [] };
+  metrics.push(...reconcile.metrics);
   return {
     name: 'scheduler',
     title: description,
-    params: { placements: p.placements, workers: p.workers, gpus_per_worker: p.gpus, seed: p.seed, request_mix: specs.map((s) => s.slug).join(',') },
+    params: { placements: p.placements, workers: p.workers, gpus_per_worker: p.gpus, seed: p.seed, request_mix: specs.map((s) => s.slug).join(','), workloads: p.workloads, passes: p.passes },
     metrics,
     notes: [
       'each placement runs the whole pure scheduler: every feasibility filter, best-fit GPUs, ranking, and the explanation with every worker\'s reason when nothing fits; the VRAM estimate is made once per workload and passed in, as the reconciler does',
       'fleet: 5 GPU models, ~5% down or disconnected, ~5% cordoned, ~2% draining, ~10% private to one of 3 projects, 5% of GPUs with no measured free memory',
       'the baseline knows no rules (projects, pools, CUDA, MIG, tensor parallelism) and ranks nothing: it bounds how fast a scan of the same fleet can be',
+      ...reconcile.notes,
     ],
   };
 }

@@ -13,7 +13,8 @@ let small: TestAgent;
 const ids = { big: '', small: '' };
 
 before(async () => {
-  hub = await startHub({ env: { IK_WORKER_GRACE_S: '3' } });
+  // Long enough for an agent restart on a loaded machine, short enough for the lost-worker test.
+  hub = await startHub({ env: { IK_WORKER_GRACE_S: '10' } });
   // big: two H100 80GB; small: four L4 24GB.
   big = startAgent({ hub, name: 'big', smi: 'h100-x2' });
   small = startAgent({ hub, name: 'small', smi: 'l4-x4' });

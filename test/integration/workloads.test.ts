@@ -72,8 +72,9 @@ test('ensure is idempotent; reconcile bumps the generation, fail names the field
   assert.equal((await put('drifty', changed, 'reconcile')).body.generation, 2);
 
   const events = await api(hub.url, hub.adminToken, 'GET', '/api/v1/events?project=acme&workload=drifty');
-  assert.deepEqual(events.body.items.map((e: { kind: string }) => e.kind), ['workload.updated', 'workload.created']);
-  assert.match(events.body.items[0].message, /generation 2: (command, execution_policy_config\.replicas|execution_policy_config\.replicas, command)/);
+  const specEvents = events.body.items.filter((e: { kind: string }) => e.kind === 'workload.created' || e.kind === 'workload.updated');
+  assert.deepEqual(specEvents.map((e: { kind: string }) => e.kind), ['workload.updated', 'workload.created']);
+  assert.match(specEvents[0].message, /generation 2: (command, execution_policy_config\.replicas|execution_policy_config\.replicas, command)/);
 });
 
 test('env values are sealed: masked on GET, and a masked value sent back keeps the stored one', async () => {
@@ -139,7 +140,7 @@ test('20 parallel ensure() calls of one new slug create exactly one workload wit
   assert.deepEqual(results.map((r) => r.status).sort(), [...Array(19).fill(200), 201].sort());
   assert.ok(results.every((r) => r.body.generation === 1));
   const created = await api(hub.url, hub.adminToken, 'GET', '/api/v1/events?project=acme&workload=racy');
-  assert.equal(created.body.items.length, 1);
+  assert.equal(created.body.items.filter((e: { kind: string }) => e.kind === 'workload.created').length, 1);
 });
 
 test('delete, activate and deactivate', async () => {
@@ -153,6 +154,9 @@ test('delete, activate and deactivate', async () => {
   assert.equal((await api(hub.url, hub.adminToken, 'DELETE', `${acme}/workloads/short-lived`)).status, 204);
   assert.equal((await api(hub.url, hub.adminToken, 'GET', `${acme}/workloads/short-lived`)).status, 404);
   assert.equal((await api(hub.url, hub.adminToken, 'DELETE', `${acme}/workloads/short-lived`)).status, 404);
-  const kinds = (await api(hub.url, hub.adminToken, 'GET', '/api/v1/events?project=acme&workload=short-lived')).body.items.map((e: { kind: string }) => e.kind);
+  const asked = new Set(['workload.deleted', 'key.created', 'workload.activated', 'workload.deactivated', 'workload.created']);
+  const kinds = (await api(hub.url, hub.adminToken, 'GET', '/api/v1/events?project=acme&workload=short-lived')).body.items
+    .map((e: { kind: string }) => e.kind)
+    .filter((k: string) => asked.has(k));
   assert.deepEqual(kinds, ['workload.deleted', 'key.created', 'workload.activated', 'workload.deactivated', 'workload.created']);
 });

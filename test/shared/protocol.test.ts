@@ -13,12 +13,24 @@ import { sampleInventory } from '../helpers/inventory.ts';
 const inventory = sampleInventory(1);
 const gpu = inventory.gpus[0]!;
 
-const hello = { type: 'hello', protocol_version: 1, agent_version: '0.1.0', name: 'gpu-box-1', inventory };
+const replica = {
+  replica_id: 'rep_AbCdEfGh12345678',
+  generation: 2,
+  state: 'ready',
+  port: 40001,
+  runtime: 'docker',
+  container_id: 'c0ffee',
+  pid: null,
+  restarts: 1,
+  reason: null,
+};
+const hello = { type: 'hello', protocol_version: 1, agent_version: '0.1.0', name: 'gpu-box-1', inventory, replicas: [] };
 const heartbeat = {
   type: 'heartbeat',
   seq: 7,
   gpus: [{ uuid: gpu.uuid, memory_used_mib: 1024, memory_free_mib: 80000, utilization_pct: 55, temperature_c: 60 }],
   gpu_error: null,
+  replicas: [replica],
 };
 const inventoryUpdate = { type: 'inventory', inventory };
 const welcome = {
@@ -26,7 +38,7 @@ const welcome = {
   worker_id: 'wrk_AbCdEfGh12345678',
   credential: `ik_agent_${'x'.repeat(40)}`,
   heartbeat_interval_ms: 5000,
-  config: { heartbeat_interval_ms: 5000, inventory_interval_ms: 5000, ping_interval_ms: 15000 },
+  config: { heartbeat_interval_ms: 5000, inventory_interval_ms: 5000, ping_interval_ms: 15000, restart_backoff_base_ms: 10_000 },
 };
 const reject = { type: 'reject', code: 'token_revoked', message: 'this join token was revoked; ask the operator for a new one' };
 const goAway = { type: 'go_away', code: 'protocol_error', message: 'unknown message type' };
@@ -46,6 +58,12 @@ describe('valid control messages parse', () => {
     ['heartbeat with a GPU error (agent)', agentMessageSchema, { ...heartbeat, gpus: [], gpu_error: { code: 'NVIDIA_SMI_TIMEOUT', message: 'nvidia-smi did not answer in 10 s' } }],
     ['inventory (agent)', agentMessageSchema, inventoryUpdate],
     ['go_away (agent)', agentMessageSchema, { ...goAway, code: 'shutdown' }],
+    ['replica.status with the last log lines (agent)', agentMessageSchema, { type: 'replica.status', replica: { ...replica, state: 'failed', reason: 'exited with code 1' }, last_log: ['Traceback …'] }],
+    ['image.pull.progress (agent)', agentMessageSchema, { type: 'image.pull.progress', replica_id: replica.replica_id, image: 'vllm/vllm-openai:v0.6.3', status: 'downloading', percent: 42.5 }],
+    ['logs.chunk and logs.end (agent)', agentMessageSchema, { type: 'logs.chunk', reply_to: 'r1', lines: ['INFO: ready'] }],
+    ['reply (agent)', agentMessageSchema, { type: 'reply', reply_to: 'r1', ok: false, error: { code: 'not_found', message: 'no such replica' } }],
+    ['replica.stop (hub)', hubMessageSchema, { type: 'replica.stop', id: 'r2', replica_id: replica.replica_id, reason: 'scaled down', grace_ms: 30_000 }],
+    ['logs.read (hub)', hubMessageSchema, { type: 'logs.read', id: 'r3', replica_id: replica.replica_id, tail: 100, since: null, follow: true }],
     ['welcome (hub)', hubMessageSchema, welcome],
     ['welcome without a credential (hub, reconnect)', hubMessageSchema, { ...welcome, credential: undefined }],
     ['reject (hub)', hubMessageSchema, reject],
