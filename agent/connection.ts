@@ -29,6 +29,8 @@ export interface TunnelClientOptions {
   /** The hub refused this agent: reconnecting with the same token cannot help. */
   onReject: (reject: Reject) => void;
   onDisconnect: () => void;
+  /** Stream frames from the hub (relayed requests), once welcomed. */
+  onBinary: (frame: Buffer) => void;
   /** Requests from the hub (replica start/stop, log reads) once welcomed. */
   onRequest: (msg: Exclude<HubMessage, Welcome | Reject | { type: 'go_away' }>) => void;
 }
@@ -58,6 +60,17 @@ export class TunnelClient {
     return true;
   }
 
+  sendBinary(frame: Buffer): boolean {
+    if (this.ws?.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(frame, { binary: true });
+    return true;
+  }
+
+  /** Drops the connection and dials again (after backoff), e.g. after the hub broke the stream framing. */
+  reconnect(): void {
+    this.ws?.terminate();
+  }
+
   /** Says goodbye (the hub marks the worker disconnected at once) and stops reconnecting. */
   async stop(reason = 'agent stopping'): Promise<void> {
     this.stopped = true;
@@ -79,6 +92,7 @@ export class TunnelClient {
     const token = this.opts.token();
     const ws = new WebSocket(url, {
       headers: token ? { authorization: `Bearer ${token}` } : {},
+      // Control messages and stream frames (at most 64 KiB of payload each) share the socket.
       maxPayload: MAX_CONTROL_MESSAGE_BYTES,
       handshakeTimeout: 10_000,
       perMessageDeflate: false,
@@ -92,7 +106,10 @@ export class TunnelClient {
     });
     ws.on('message', (data, isBinary) => {
       this.kickWatchdog();
-      if (isBinary) return this.opts.log.warn('ignoring a binary frame from the hub (streams arrive in a later protocol)');
+      if (isBinary) {
+        if (this.welcomed) this.opts.onBinary(Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]));
+        return;
+      }
       const parsed = parseControlMessage(hubMessageSchema, data.toString());
       if (!parsed.ok) {
         this.opts.log.error({ reason: parsed.error }, 'hub sent a message this agent does not understand; reconnecting');

@@ -11,6 +11,11 @@ import { TunnelClient } from './connection.ts';
 import { join } from 'node:path';
 import { createRuntime } from './runtime/index.ts';
 import { ReplicaManager } from './replicas/manager.ts';
+import { Mux } from '../shared/protocol/mux.ts';
+import { relayStream } from './relay.ts';
+
+/** Streams the hub may have open to this agent at once (the hub enforces its own limit too). */
+const MAX_STREAMS = 4096;
 
 /** Exit status when the hub refuses this agent: the systemd unit does not restart on it. */
 export const EXIT_REJECTED = 3;
@@ -37,6 +42,8 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
 
 
   let heartbeatTimer: NodeJS.Timeout | undefined;
+  // One multiplexer per tunnel connection: streams die with the socket that carried them.
+  let mux: Mux | undefined;
   let seq = 0;
   let sentFingerprint = '';
   let finish!: (result: { exitCode: number; reason?: Reject }) => void;
@@ -74,6 +81,17 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
         log.info({ workerId: welcome.worker_id }, 'connected to the hub');
       }
       replicas.setWorkerId(welcome.worker_id);
+      mux?.close('a new tunnel replaced this one');
+      mux = new Mux({
+        side: 'agent',
+        send: (frame) => void tunnel.sendBinary(frame),
+        maxStreams: MAX_STREAMS,
+        onStream: (stream, syn) => relayStream(stream, syn, { portOf: (id) => replicas.portOf(id), log }),
+        onProtocolError: (reason) => {
+          log.error({ reason }, 'the hub sent a malformed stream frame; reconnecting');
+          void tunnel.reconnect();
+        },
+      });
       poller.setInterval(welcome.config.inventory_interval_ms);
       clearInterval(heartbeatTimer);
       heartbeatTimer = setInterval(() => {
@@ -90,7 +108,12 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
       const leave = reject.code === 'worker_deleted' ? replicas.stopAll('the worker was deleted on the hub') : Promise.resolve();
       void leave.then(shutdown).then(() => finish({ exitCode: EXIT_REJECTED, reason: reject }));
     },
-    onDisconnect: () => clearInterval(heartbeatTimer),
+    onDisconnect: () => {
+      clearInterval(heartbeatTimer);
+      mux?.close('the tunnel closed');
+      mux = undefined;
+    },
+    onBinary: (frame) => mux?.receive(frame),
     onRequest: (msg) => {
       switch (msg.type) {
         case 'replica.start':

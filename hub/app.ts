@@ -20,6 +20,9 @@ import { registerWorkloadRoutes } from './api/workloads.ts';
 import { registerKeyRoutes } from './api/keys.ts';
 import { registerReplicaRoutes } from './api/replicas.ts';
 import { registerPlanRoute } from './api/plan.ts';
+import { registerRequestLogRoute } from './api/requests.ts';
+import { registerDataPlaneRoutes } from './dataplane/routes.ts';
+import type { DataPlane } from './dataplane/data-plane.ts';
 import { registerInstallRoutes } from './install/routes.ts';
 import type { AgentBundle } from './install/bundle.ts';
 import { AGENT_CONNECT_PATH, type createTunnelServer } from './tunnel/server.ts';
@@ -30,6 +33,7 @@ export interface AppDeps extends ApiDeps {
   lastUsed: LastUsedRecorder;
   tunnel: ReturnType<typeof createTunnelServer>;
   bundle: AgentBundle;
+  dataPlane: DataPlane;
 }
 
 export function buildApp(deps: AppDeps): FastifyInstance {
@@ -79,6 +83,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerKeyRoutes(router, deps);
   registerReplicaRoutes(router, deps);
   registerPlanRoute(router, { ...deps, placement: config.placement });
+  registerRequestLogRoute(router, deps);
 
   app.get('/api/v1/health', () => healthSchema.parse({ status: 'ok', version: VERSION }));
   let openapi: unknown;
@@ -91,6 +96,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
   registerInstallRoutes(app, { bundle: deps.bundle, publicUrl: deps.publicUrl });
+  registerDataPlaneRoutes(app, { dataPlane: deps.dataPlane, bodyLimitBytes: config.dataPlaneBodyLimitBytes });
 
   app.server.on('upgrade', (req, socket, head) => {
     const path = (req.url ?? '').split('?')[0];

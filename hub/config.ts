@@ -31,6 +31,9 @@ const hubEnvSchema = z.object({
   IK_RESYNC_MS: envInt({ min: 50, max: 3_600_000 }),
   IK_DEGRADED_AFTER_S: envInt({ min: 1, max: 86_400 }),
   IK_STOP_GRACE_S: envInt({ min: 0, max: 600 }),
+  IK_MAX_STREAMS_PER_AGENT: envInt({ min: 1, max: 65_536 }),
+  IK_DATAPLANE_BODY_LIMIT_BYTES: envInt({ min: 1024, max: 4 * 1024 * 1024 * 1024 }),
+  IK_REQUEST_TIMEOUT_S: envInt({ min: 1, max: 86_400 }),
 });
 
 export interface HubFlags {
@@ -67,6 +70,12 @@ export interface HubConfig {
   degradedAfterS: number;
   /** How long a stopping replica may take before it is killed. */
   stopGraceS: number;
+  /** Relayed requests (streams) open to one agent at once; more get 503. */
+  maxStreamsPerAgent: number;
+  /** Largest data-plane request body (audio uploads, images): 413 above. */
+  dataPlaneBodyLimitBytes: number;
+  /** A relayed request running longer is cancelled upstream and answered 504. */
+  requestTimeoutS: number;
 }
 
 export function loadHubConfig(env: NodeJS.ProcessEnv, flags: HubFlags = {}): Readonly<HubConfig> {
@@ -106,5 +115,8 @@ export function loadHubConfig(env: NodeJS.ProcessEnv, flags: HubFlags = {}): Rea
     resyncMs: checked.IK_RESYNC_MS ?? 10_000,
     degradedAfterS: checked.IK_DEGRADED_AFTER_S ?? 900,
     stopGraceS: checked.IK_STOP_GRACE_S ?? 30,
+    maxStreamsPerAgent: checked.IK_MAX_STREAMS_PER_AGENT ?? 1024,
+    dataPlaneBodyLimitBytes: checked.IK_DATAPLANE_BODY_LIMIT_BYTES ?? 64 * 1024 * 1024,
+    requestTimeoutS: checked.IK_REQUEST_TIMEOUT_S ?? 600,
   });
 }

@@ -21,6 +21,7 @@ import { buildApp } from './app.ts';
 import { Reconciler } from './control/reconciler.ts';
 import { ReplicaReports } from './control/replica-reports.ts';
 import { AgentRequests } from './tunnel/agent-requests.ts';
+import { DataPlane } from './dataplane/data-plane.ts';
 
 export const DATABASE_FILE = 'hub.db';
 
@@ -45,6 +46,7 @@ export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: 
   const metrics = createMetrics({ store, sessionCount: () => sessions.size });
   const requests = new AgentRequests();
   let replicaReports: ReplicaReports | undefined;
+  let dataPlaneRef: DataPlane | undefined;
   const reconciler = new Reconciler({
     store,
     sessions,
@@ -58,6 +60,7 @@ export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: 
       degradedAfterMs: config.degradedAfterS * 1000,
     },
     onResync: () => replicaReports?.expireGrace(),
+    onWorkloadChanged: (workloadId) => dataPlaneRef?.routing.invalidate(workloadId),
   });
   replicaReports = new ReplicaReports({ store, sessions, reconciler, clock, log, workerGraceS: config.workerGraceS });
   const replicas = replicaReports;
@@ -83,6 +86,16 @@ export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: 
     requests,
     maxFrameBytes: config.maxAgentFrameBytes,
   });
+  const dataPlane = new DataPlane({
+    store,
+    sessions,
+    clock,
+    log: log.child({ component: 'dataplane' }),
+    registry: metrics.registry,
+    config: { requestTimeoutMs: config.requestTimeoutS * 1000, maxStreamsPerAgent: config.maxStreamsPerAgent },
+  });
+  dataPlaneRef = dataPlane;
+  replicas.onReady((replicaId) => dataPlane.replicaReady(replicaId));
   let publicUrl = config.publicUrl ?? '';
   const app = buildApp({
     store,
@@ -100,6 +113,7 @@ export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: 
     reconciler,
     replicas,
     requests,
+    dataPlane,
   });
 
   liveness.start();
@@ -128,6 +142,7 @@ export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: 
         await app.close();
         heartbeats.flush();
         lastUsed.flush();
+        dataPlane.metering.flush();
         db.close();
       })();
       return closing;

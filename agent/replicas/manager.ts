@@ -59,6 +59,16 @@ export class ReplicaManager {
     this.workerId = workerId;
   }
 
+  /** Where a relayed request for this replica goes: its backend port, when it runs here. */
+  portOf(replicaId: string): { port: number } | { error: string } {
+    const supervisor = this.supervisors.get(replicaId);
+    const handle = supervisor?.currentHandle;
+    if (!supervisor || !handle) return { error: `replica ${replicaId} is not running on this worker` };
+    const state = supervisor.report().state;
+    if (state !== 'ready' && state !== 'starting') return { error: `replica ${replicaId} is ${state}` };
+    return { port: handle.port };
+  }
+
   reports(): ReplicaReport[] {
     return [...this.supervisors.values()].map((s) => s.report());
   }

@@ -34,6 +34,8 @@ export interface ReconcilerDeps {
   config: ReconcilerConfig;
   /** Called on every resync tick, before the workloads are queued (lost-worker grace, purges). */
   onResync?: () => void;
+  /** Called whenever a workload is reconciled: its replicas or spec may have changed (routing caches drop it). */
+  onWorkloadChanged?: (workloadId: string) => void;
 }
 
 /** A start that got no report back within this long is sent again. */
@@ -119,6 +121,7 @@ export class Reconciler {
 
   private async reconcile(workloadId: string): Promise<void> {
     const { store } = this.deps;
+    this.deps.onWorkloadChanged?.(workloadId);
     const workload = store.workloads.getById(workloadId);
     const replicas = store.replicas.forWorkload(workloadId);
     if (!workload) {

@@ -20,11 +20,20 @@ export interface ReplicaReportsDeps {
   workerGraceS: number;
 }
 
+type ReadyListener = (replicaId: string) => void;
+
 /** Stopped replicas are kept this long as history, then forgotten. */
 const STOPPED_RETENTION_MS = 24 * 3600_000;
 
 export class ReplicaReports {
+  private readonly readyListeners: ReadyListener[] = [];
+
   constructor(private readonly deps: ReplicaReportsDeps) {}
+
+  /** Told when a replica reports ready (the data plane takes it back into rotation). */
+  onReady(listener: ReadyListener): void {
+    this.readyListeners.push(listener);
+  }
 
   /** One replica.status message: a state change, with the last log lines when it failed. */
   onStatus(workerId: string, report: ReplicaReport, lastLog?: string[]): void {
@@ -123,6 +132,7 @@ export class ReplicaReports {
       ...(state === 'ready' && replica.state !== 'ready' ? { ready_at: isoTime(this.deps.clock.now()) } : {}),
     });
     this.recordTransition(replica, report, lastLog);
+    if (state === 'ready') for (const l of this.readyListeners) l(replica.id);
     this.deps.reconciler.enqueue(replica.workload_id);
   }
 

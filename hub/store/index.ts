@@ -9,6 +9,7 @@ import { createEventStore } from './events.ts';
 import { createWorkloadStore } from './workloads.ts';
 import { createDataKeyStore } from './data-keys.ts';
 import { createReplicaStore } from './replicas.ts';
+import { createRequestLogStore } from './request-log.ts';
 import type { SecretBox } from '../secret-box.ts';
 
 export function createStore(db: Db, clock: Clock, box: SecretBox) {
@@ -22,6 +23,7 @@ export function createStore(db: Db, clock: Clock, box: SecretBox) {
     workloads: createWorkloadStore(db, clock, box),
     dataKeys: createDataKeyStore(db, clock),
     replicas: createReplicaStore(db, clock),
+    requestLog: createRequestLogStore(db),
     /** Runs `fn` in one immediate transaction (racy transitions are decided inside it). */
     transaction<T>(fn: () => T): T {
       return db.transaction(fn).immediate();

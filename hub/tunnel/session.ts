@@ -23,6 +23,8 @@ import type { HeartbeatWriter } from './heartbeat-writer.ts';
 import type { ReplicaReports } from '../control/replica-reports.ts';
 import type { AgentRequests } from './agent-requests.ts';
 import { admitAgent } from './admit.ts';
+import { Mux, type MuxStream } from '../../shared/protocol/mux.ts';
+import { encodeTarget, type StreamTarget } from '../../shared/protocol/streams.ts';
 
 export const HELLO_TIMEOUT_MS = 10_000;
 
@@ -30,7 +32,7 @@ export interface SessionDeps {
   store: Store;
   clock: Clock;
   log: Logger;
-  config: Pick<HubConfig, 'heartbeatIntervalMs' | 'inventoryIntervalMs' | 'pingIntervalMs' | 'restartBackoffBaseMs'>;
+  config: Pick<HubConfig, 'heartbeatIntervalMs' | 'inventoryIntervalMs' | 'pingIntervalMs' | 'restartBackoffBaseMs' | 'maxStreamsPerAgent'>;
   metrics: HubMetrics;
   liveness: WorkerLiveness;
   heartbeats: HeartbeatWriter;
@@ -69,6 +71,7 @@ export class AgentSession {
   private helloTimer: TimerHandle | undefined;
   private pingTimer: TimerHandle | undefined;
   private awaitingPong = false;
+  private mux: Mux | undefined;
   private readonly log: Logger;
 
   constructor(
@@ -96,10 +99,21 @@ export class AgentSession {
     this.close(code === 'protocol_error' ? closeCodes.protocolError : code === 'replaced' ? closeCodes.replaced : closeCodes.shutdown, message);
   }
 
+  /** Opens a stream to one of this agent's replicas; the agent ACKs once it reached the backend. */
+  openStream(target: StreamTarget): MuxStream {
+    if (!this.mux || this.phase !== 'active') throw new Error('the tunnel is not open');
+    return this.mux.open(encodeTarget(target));
+  }
+
+  get openStreams(): number {
+    return this.mux?.size ?? 0;
+  }
+
   private onMessage(data: RawData, isBinary: boolean): void {
     if (this.phase === 'closed') return;
     if (isBinary) {
-      this.protocolError('binary stream frames are not accepted on this tunnel yet');
+      if (this.phase !== 'active' || !this.mux) return this.protocolError('a stream frame before hello');
+      this.mux.receive(rawToBuffer(data));
       return;
     }
     const parsed = parseControlMessage(agentMessageSchema, rawToString(data));
@@ -158,6 +172,15 @@ export class AgentSession {
 
     const worker = admission.worker;
     this.workerId = worker.id;
+    this.mux = new Mux({
+      side: 'hub',
+      send: (frame) => {
+        if (this.ws.readyState === this.ws.OPEN) this.ws.send(frame, { binary: true });
+      },
+      maxStreams: this.deps.config.maxStreamsPerAgent,
+      // The hub opens streams; an agent has no reason to open one.
+      onProtocolError: (reason) => this.protocolError(`stream frames: ${reason}`),
+    });
     this.gpus = worker.gpus;
     this.phase = 'active';
     const previous = sessions.set(worker.id, this);
@@ -247,6 +270,7 @@ export class AgentSession {
   private onClose(code: number, reason: string): void {
     const wasActive = this.phase === 'active';
     this.phase = 'closed';
+    this.mux?.close(`the tunnel to the worker closed (code ${code})`);
     for (const t of [this.helloTimer, this.pingTimer]) if (t) this.deps.clock.clearTimeout(t);
     if (!wasActive || !this.workerId) return;
     this.deps.sessions.delete(this.workerId, this);
@@ -256,6 +280,12 @@ export class AgentSession {
     this.deps.liveness.disconnected(this.workerId, `tunnel closed (code ${code}${reason ? `: ${reason}` : ''})`);
     this.log.info({ workerId: this.workerId, code, reason }, 'agent disconnected');
   }
+}
+
+function rawToBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
 }
 
 function rawToString(data: RawData): string {

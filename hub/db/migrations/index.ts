@@ -2,6 +2,7 @@
 import { migration001 } from './001-initial.ts';
 import { migration002 } from './002-workloads.ts';
 import { migration003 } from './003-replicas.ts';
+import { migration004 } from './004-request-log.ts';
 
 export interface Migration {
   version: number;
@@ -9,4 +10,4 @@ export interface Migration {
   sql: string;
 }
 
-export const migrations: readonly Migration[] = [migration001, migration002, migration003];
+export const migrations: readonly Migration[] = [migration001, migration002, migration003, migration004];

@@ -1,0 +1,259 @@
+// The data plane: /endpoint/{project}/{workload}/v1/… — authenticate the data key, check the route against the task
+// type, pick a replica, relay through its agent's tunnel, retry elsewhere before the first byte, meter the result.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Clock } from '../../shared/clock.ts';
+import type { Logger } from '../../shared/logger.ts';
+import { allowedBy } from '../../shared/cidr.ts';
+import type { Store } from '../store/index.ts';
+import type { AgentSessions } from '../tunnel/session.ts';
+import { Balancer } from './balancer.ts';
+import { KeyAuth, presentedKey } from './key-auth.ts';
+import { Metering } from './metering.ts';
+import { DataPlaneError, sendDataPlaneError } from './openai-error.ts';
+import { RateLimiter } from './rate-limit.ts';
+import { attemptRelay, DROPPED_RESPONSE_HEADERS, forwardedHeaders } from './relay.ts';
+import { prepareBody } from './request-body.ts';
+import { RoutingTable, type RouteEntry, type RoutableReplica } from './routing.ts';
+import { ResponseTap } from './sse-tap.ts';
+import { routeNotServed, syncRoutes, upstreamPath } from './task-routes.ts';
+import type { Registry } from 'prom-client';
+
+export interface DataPlaneConfig {
+  requestTimeoutMs: number;
+  maxStreamsPerAgent: number;
+}
+
+/** Retries on another replica, before the first byte reached the client. */
+export const MAX_RETRIES = 2;
+/** A replica whose relay failed sits out this long, unless it reports ready sooner. */
+const EJECT_MS = 30_000;
+
+export interface DataPlaneDeps {
+  store: Store;
+  sessions: AgentSessions;
+  clock: Clock;
+  log: Logger;
+  registry: Registry;
+  config: DataPlaneConfig;
+}
+
+/** An authenticated request for a known workload, before any replica is chosen. */
+export interface Admitted {
+  entry: RouteEntry;
+  keyPrefix: string;
+  keyId: string;
+}
+
+export class DataPlane {
+  readonly routing: RoutingTable;
+  readonly balancer = new Balancer();
+  readonly keys: KeyAuth;
+  readonly metering: Metering;
+  private readonly limiter = new RateLimiter();
+
+  constructor(private readonly deps: DataPlaneDeps) {
+    const now = () => deps.clock.now();
+    this.routing = new RoutingTable({ store: deps.store, now });
+    this.keys = new KeyAuth({ store: deps.store, now });
+    this.metering = new Metering({ store: deps.store, clock: deps.clock, log: deps.log, registry: deps.registry, inflight: () => this.inflight() });
+  }
+
+  /** A replica reported ready (again): it is back in rotation. */
+  replicaReady(replicaId: string): void {
+    this.balancer.readmit(replicaId);
+  }
+
+  /**
+   * Authenticates a request for project/workload: the data key must be one of this workload's. A workload that does
+   * not exist answers like a wrong key (401), so names cannot be probed. Also checks the workload's CIDR allowlist.
+   */
+  admit(req: IncomingMessage, project: string, workload: string): Admitted {
+    const entry = this.routing.get(project, workload);
+    const key = this.keys.authenticate(presentedKey(req.headers), entry?.workload.id ?? '');
+    if (!entry) throw new DataPlaneError(401, 'invalid API key for this endpoint', 'authentication_error', 'invalid_api_key');
+    const cidrs = entry.spec.allowed_cidrs;
+    if (cidrs && !allowedBy(cidrs, req.socket.remoteAddress)) {
+      throw new DataPlaneError(403, `your address ${req.socket.remoteAddress ?? ''} is not allowed to call this workload (allowed_cidrs)`, 'permission_error', 'address_not_allowed');
+    }
+    if (key.rate_limit_per_minute !== null) {
+      const wait = this.limiter.take(key.id, key.rate_limit_per_minute, this.deps.clock.now());
+      if (wait !== null) {
+        throw new DataPlaneError(429, `rate limit of ${key.rate_limit_per_minute} requests per minute reached for this key: retry in ${wait} s`, 'rate_limit_error', 'rate_limit_exceeded', {
+          'retry-after': String(wait),
+        });
+      }
+    }
+    return { entry, keyPrefix: key.prefix, keyId: key.id };
+  }
+
+  /** One sync HTTP request; answers the client itself (errors in the OpenAI shape). */
+  async handleHttp(req: IncomingMessage, res: ServerResponse, body: Buffer, project: string, workload: string, route: string, query: string): Promise<void> {
+    const startedAt = this.deps.clock.now();
+    let admitted: Admitted | undefined;
+    let status = 500;
+    let replicaId: string | null = null;
+    let tap: ResponseTap | undefined;
+    try {
+      admitted = this.admit(req, project, workload);
+      const { entry } = admitted;
+      if (route === 'models' && req.method === 'GET') {
+        status = 200;
+        return this.sendModels(res, entry);
+      }
+      if (!syncRoutes[entry.spec.task_type].includes(route)) {
+        throw new DataPlaneError(404, routeNotServed(entry.spec.task_type, route), 'not_found_error', 'route_not_served');
+      }
+      this.assertServing(entry);
+      const prepared = prepareBody(body, req.headers['content-type'], route, entry.spec, entry.workload.slug);
+      const path = `${upstreamPath(route)}${query}`;
+      const outcome = await this.relay(req, res, entry, path, prepared, admitted);
+      status = outcome.status;
+      replicaId = outcome.replicaId;
+      tap = outcome.tap;
+    } catch (err) {
+      const e = err instanceof DataPlaneError ? err : this.internal(err);
+      status = e.status;
+      sendDataPlaneError(res, e);
+    } finally {
+      if (admitted) {
+        this.metering.record({
+          projectId: admitted.entry.workload.project_id,
+          projectSlug: admitted.entry.projectSlug,
+          workloadId: admitted.entry.workload.id,
+          workload: admitted.entry.workload.slug,
+          keyPrefix: admitted.keyPrefix,
+          route,
+          status,
+          startedAt,
+          endedAt: this.deps.clock.now(),
+          firstByteAt: tap?.firstByteAt ?? null,
+          promptTokens: tap?.usage?.prompt_tokens ?? null,
+          completionTokens: tap?.usage?.completion_tokens ?? null,
+          replicaId,
+        });
+      }
+    }
+  }
+
+  /** What a request may be answered with right now: a deactivated workload or one with no ready replica says why. */
+  assertServing(entry: RouteEntry): void {
+    if (entry.workload.desired_state === 'inactive') {
+      throw new DataPlaneError(503, `workload ${entry.workload.slug} is deactivated: activate it with \`ik workloads activate ${entry.workload.slug}\``, 'api_error', 'workload_inactive', { 'retry-after': '60' });
+    }
+    if (entry.replicas.length === 0) {
+      throw new DataPlaneError(503, `workload ${entry.workload.slug} has no ready replica yet (state ${entry.workload.state}): retry shortly`, 'api_error', 'no_ready_replica', { 'retry-after': '10' });
+    }
+  }
+
+  /** Picks a replica, relays, retries on another before the first byte; streams the answer to the client. */
+  private async relay(
+    req: IncomingMessage,
+    res: ServerResponse,
+    entry: RouteEntry,
+    path: string,
+    prepared: ReturnType<typeof prepareBody>,
+    admitted: Admitted,
+  ): Promise<{ status: number; replicaId: string | null; tap: ResponseTap | undefined }> {
+    const tried = new Set<string>();
+    const failures: string[] = [];
+    for (let attempt = 0; attempt <= MAX_RETRIES; attempt++) {
+      const replica = this.pickReplica(entry, tried, prepared.affinityKey, prepared.model);
+      if (!replica) break;
+      tried.add(replica.id);
+      const session = this.deps.sessions.get(replica.workerId)!;
+      this.balancer.started(replica.id);
+      let released = false;
+      const release = () => {
+        if (!released) (released = true), this.balancer.finished(replica.id);
+      };
+      const result = await attemptRelay({
+        session,
+        replica,
+        method: req.method ?? 'GET',
+        path,
+        headers: forwardedHeaders(req.rawHeaders, replica.port, prepared.body, req.socket.remoteAddress),
+        body: prepared.body,
+      });
+      if (!result.ok) {
+        release();
+        failures.push(`${replica.id}: ${result.reason}`);
+        this.deps.log.warn({ replicaId: replica.id, workload: entry.workload.slug, reason: result.reason }, 'relay attempt failed; trying another replica');
+        this.balancer.eject(replica.id, this.deps.clock.now() + EJECT_MS);
+        if (res.destroyed) return { status: 499, replicaId: replica.id, tap: undefined };
+        continue;
+      }
+      const upstream = result.response;
+      const contentType = String(upstream.headers['content-type'] ?? '');
+      const tap = new ResponseTap(/event-stream/i.test(contentType) ? 'sse' : /json/i.test(contentType) ? 'json' : 'other', prepared.injectedUsage, () => this.deps.clock.now());
+      const headers: Record<string, string | string[]> = {};
+      for (let i = 0; i < upstream.rawHeaders.length; i += 2) {
+        const name = upstream.rawHeaders[i]!;
+        if (DROPPED_RESPONSE_HEADERS.has(name.toLowerCase())) continue;
+        // A body the hub filters (SSE without the injected usage chunk) has a length of its own.
+        if (name.toLowerCase() === 'content-length' && tap.kind === 'sse') continue;
+        const existing = headers[name];
+        headers[name] = existing === undefined ? upstream.rawHeaders[i + 1]! : [...(Array.isArray(existing) ? existing : [existing]), upstream.rawHeaders[i + 1]!];
+      }
+      headers['x-ik-replica'] = replica.id;
+      res.writeHead(upstream.statusCode ?? 502, headers);
+      await this.pipeResponse(upstream, tap, res, result.abort, entry);
+      release();
+      return { status: upstream.statusCode ?? 502, replicaId: replica.id, tap };
+    }
+    const why = failures.length > 0 ? `: ${failures.join('; ')}` : '';
+    throw new DataPlaneError(502, `no replica of ${entry.workload.slug} could take the request${why}`, 'api_error', 'upstream_unavailable', { 'retry-after': '5' });
+  }
+
+  private pickReplica(entry: RouteEntry, tried: Set<string>, affinityKey: string | undefined, model: string | undefined): RoutableReplica | undefined {
+    const usable = entry.replicas.filter((r) => {
+      const session = this.deps.sessions.get(r.workerId);
+      return session !== undefined && session.openStreams < this.deps.config.maxStreamsPerAgent;
+    });
+    const adapter = model && model !== entry.spec.model ? model : undefined;
+    return this.balancer.pick(usable, { exclude: tried, affinityKey, adapter }, this.deps.clock.now());
+  }
+
+  /** Streams the backend's answer to the client chunk by chunk; a client that leaves aborts the backend request. */
+  private pipeResponse(upstream: IncomingMessage, tap: ResponseTap, res: ServerResponse, abort: () => void, entry: RouteEntry): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.deps.log.warn({ workload: entry.workload.slug }, 'request timed out; cancelling it upstream');
+        abort();
+        res.destroy();
+      }, this.deps.config.requestTimeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      res.once('close', () => {
+        if (!res.writableFinished) abort();
+        done();
+      });
+      upstream.once('error', (err) => {
+        this.deps.log.warn({ workload: entry.workload.slug, err: err.message }, 'the backend connection broke mid-response');
+        res.destroy();
+        done();
+      });
+      upstream.pipe(tap).pipe(res);
+    });
+  }
+
+  private sendModels(res: ServerResponse, entry: RouteEntry): void {
+    const created = Math.floor(this.deps.clock.now() / 1000);
+    const body = JSON.stringify({ object: 'list', data: [{ id: entry.spec.model, object: 'model', created, owned_by: 'ikhub', root: entry.spec.model, parent: null }] });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  }
+
+  private internal(err: unknown): DataPlaneError {
+    this.deps.log.error({ err }, 'data-plane request failed');
+    return new DataPlaneError(500, 'internal error: the hub logged the details', 'api_error', 'internal_error');
+  }
+
+  private *inflight(): Iterable<[string, string, number]> {
+    for (const [replicaId, n] of this.balancer.inflightByReplica()) {
+      const replica = this.deps.store.replicas.get(replicaId);
+      if (replica) yield [replica.slug, replicaId, n];
+    }
+  }
+}
