@@ -12,6 +12,7 @@ import {
   type Welcome,
 } from '../shared/protocol/control.ts';
 import { backoffDelay } from '../shared/backoff.ts';
+import { batchedBinarySender } from '../shared/protocol/batch-send.ts';
 import type { Logger } from '../shared/logger.ts';
 
 export const RECONNECT_BASE_MS = 1000;
@@ -43,6 +44,7 @@ export class TunnelClient {
   private watchdog: NodeJS.Timeout | undefined;
   private watchdogMs = 45_000;
   private welcomed = false;
+  private binarySender: ((frame: Buffer) => void) | undefined;
 
   constructor(private readonly opts: TunnelClientOptions) {}
 
@@ -62,7 +64,7 @@ export class TunnelClient {
 
   sendBinary(frame: Buffer): boolean {
     if (this.ws?.readyState !== WebSocket.OPEN) return false;
-    this.ws.send(frame, { binary: true });
+    this.binarySender!(frame);
     return true;
   }
 
@@ -99,6 +101,7 @@ export class TunnelClient {
       ...(this.opts.hubCa ? { ca: [...rootCertificates, readFileSync(this.opts.hubCa, 'utf8')] } : {}),
     });
     this.ws = ws;
+    this.binarySender = batchedBinarySender(ws);
     this.welcomed = false;
     ws.on('open', () => {
       this.kickWatchdog();

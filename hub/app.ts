@@ -21,8 +21,11 @@ import { registerKeyRoutes } from './api/keys.ts';
 import { registerReplicaRoutes } from './api/replicas.ts';
 import { registerPlanRoute } from './api/plan.ts';
 import { registerRequestLogRoute } from './api/requests.ts';
-import { registerDataPlaneRoutes } from './dataplane/routes.ts';
+import { ENDPOINT_PREFIX, registerDataPlaneRoutes } from './dataplane/routes.ts';
+import { createWsGateway } from './dataplane/ws-gateway.ts';
+import { ENVELOPE_BYTES } from './dataplane/ws-messages.ts';
 import type { DataPlane } from './dataplane/data-plane.ts';
+import type { AsyncJobsHttp } from './dataplane/jobs-http.ts';
 import { registerInstallRoutes } from './install/routes.ts';
 import type { AgentBundle } from './install/bundle.ts';
 import { AGENT_CONNECT_PATH, type createTunnelServer } from './tunnel/server.ts';
@@ -34,6 +37,8 @@ export interface AppDeps extends ApiDeps {
   tunnel: ReturnType<typeof createTunnelServer>;
   bundle: AgentBundle;
   dataPlane: DataPlane;
+  /** The async-job routes (v1/async/…); without them those paths are ordinary (unserved) routes. */
+  asyncJobs?: AsyncJobsHttp;
 }
 
 export function buildApp(deps: AppDeps): FastifyInstance {
@@ -96,11 +101,24 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
   registerInstallRoutes(app, { bundle: deps.bundle, publicUrl: deps.publicUrl });
-  registerDataPlaneRoutes(app, { dataPlane: deps.dataPlane, bodyLimitBytes: config.dataPlaneBodyLimitBytes });
+  registerDataPlaneRoutes(app, { dataPlane: deps.dataPlane, bodyLimitBytes: config.dataPlaneBodyLimitBytes, asyncJobs: deps.asyncJobs });
 
+  const wsGateway = createWsGateway({
+    dataPlane: deps.dataPlane,
+    sessions: deps.sessions,
+    clock: deps.clock,
+    log: deps.log.child({ component: 'dataplane-ws' }),
+    config: { requestTimeoutMs: config.requestTimeoutS * 1000, maxMessageBytes: config.dataPlaneBodyLimitBytes + ENVELOPE_BYTES },
+  });
+  // Upgraded sockets are no longer the HTTP server's: they are ended here, or closing would wait for them.
+  app.addHook('preClose', (done) => {
+    wsGateway.close();
+    done();
+  });
   app.server.on('upgrade', (req, socket, head) => {
     const path = (req.url ?? '').split('?')[0];
     if (path === AGENT_CONNECT_PATH) return deps.tunnel.handleUpgrade(req, socket, head);
+    if (path?.startsWith(`${ENDPOINT_PREFIX}/`)) return wsGateway.handleUpgrade(req, socket, head);
     socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
   });
   return app;

@@ -34,6 +34,9 @@ const hubEnvSchema = z.object({
   IK_MAX_STREAMS_PER_AGENT: envInt({ min: 1, max: 65_536 }),
   IK_DATAPLANE_BODY_LIMIT_BYTES: envInt({ min: 1024, max: 4 * 1024 * 1024 * 1024 }),
   IK_REQUEST_TIMEOUT_S: envInt({ min: 1, max: 86_400 }),
+  IK_JOB_RETENTION_S: envInt({ min: 60, max: 366 * 86_400 }),
+  IK_JOB_CONCURRENCY_PER_REPLICA: envInt({ min: 1, max: 1024 }),
+  IK_JOB_MAX_ATTEMPTS: envInt({ min: 1, max: 100 }),
 });
 
 export interface HubFlags {
@@ -76,6 +79,12 @@ export interface HubConfig {
   dataPlaneBodyLimitBytes: number;
   /** A relayed request running longer is cancelled upstream and answered 504. */
   requestTimeoutS: number;
+  /** Finished async jobs (and their results) are kept this long. */
+  jobRetentionS: number;
+  /** Async jobs one replica runs at once. */
+  jobConcurrencyPerReplica: number;
+  /** Runs an async job gets before it fails (a replica that died, a backend 5xx). */
+  jobMaxAttempts: number;
 }
 
 export function loadHubConfig(env: NodeJS.ProcessEnv, flags: HubFlags = {}): Readonly<HubConfig> {
@@ -118,5 +127,8 @@ export function loadHubConfig(env: NodeJS.ProcessEnv, flags: HubFlags = {}): Rea
     maxStreamsPerAgent: checked.IK_MAX_STREAMS_PER_AGENT ?? 1024,
     dataPlaneBodyLimitBytes: checked.IK_DATAPLANE_BODY_LIMIT_BYTES ?? 64 * 1024 * 1024,
     requestTimeoutS: checked.IK_REQUEST_TIMEOUT_S ?? 600,
+    jobRetentionS: checked.IK_JOB_RETENTION_S ?? 7 * 86_400,
+    jobConcurrencyPerReplica: checked.IK_JOB_CONCURRENCY_PER_REPLICA ?? 4,
+    jobMaxAttempts: checked.IK_JOB_MAX_ATTEMPTS ?? 3,
   });
 }

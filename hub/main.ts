@@ -22,6 +22,8 @@ import { Reconciler } from './control/reconciler.ts';
 import { ReplicaReports } from './control/replica-reports.ts';
 import { AgentRequests } from './tunnel/agent-requests.ts';
 import { DataPlane } from './dataplane/data-plane.ts';
+import { DEFAULT_MAX_RESULT_BYTES, JobDispatcher } from './dataplane/jobs-dispatcher.ts';
+import { AsyncJobsHttp } from './dataplane/jobs-http.ts';
 
 export const DATABASE_FILE = 'hub.db';
 
@@ -97,6 +99,32 @@ export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: 
   dataPlaneRef = dataPlane;
   replicas.onReady((replicaId) => dataPlane.replicaReady(replicaId));
   let publicUrl = config.publicUrl ?? '';
+  const jobs = new JobDispatcher({
+    store,
+    sessions,
+    balancer: dataPlane.balancer,
+    pools: dataPlane.pools,
+    clock,
+    log: log.child({ component: 'jobs' }),
+    config: {
+      concurrencyPerReplica: config.jobConcurrencyPerReplica,
+      retentionMs: config.jobRetentionS * 1000,
+      requestTimeoutMs: config.requestTimeoutS * 1000,
+      maxStreamsPerAgent: config.maxStreamsPerAgent,
+      maxResultBytes: DEFAULT_MAX_RESULT_BYTES,
+    },
+  });
+  replicas.onReady(() => jobs.kick());
+  const asyncJobs = new AsyncJobsHttp({
+    dataPlane,
+    store,
+    clock,
+    log: log.child({ component: 'jobs' }),
+    dispatcher: jobs,
+    publicUrl: () => publicUrl,
+    maxAttempts: config.jobMaxAttempts,
+    retentionS: config.jobRetentionS,
+  });
   const app = buildApp({
     store,
     clock,
@@ -114,10 +142,12 @@ export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: 
     replicas,
     requests,
     dataPlane,
+    asyncJobs,
   });
 
   liveness.start();
   reconciler.start();
+  jobs.start();
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address() as AddressInfo;
   const scheme = config.tls ? 'https' : 'http';
@@ -136,6 +166,7 @@ export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: 
     store,
     close() {
       closing ??= (async () => {
+        jobs.stop();
         reconciler.stop();
         liveness.stop();
         tunnel.close();

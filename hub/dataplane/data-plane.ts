@@ -11,7 +11,7 @@ import { KeyAuth, presentedKey } from './key-auth.ts';
 import { Metering } from './metering.ts';
 import { DataPlaneError, sendDataPlaneError } from './openai-error.ts';
 import { RateLimiter } from './rate-limit.ts';
-import { attemptRelay, DROPPED_RESPONSE_HEADERS, forwardedHeaders } from './relay.ts';
+import { attemptRelay, DROPPED_RESPONSE_HEADERS, forwardedHeaders, StreamPools } from './relay.ts';
 import { prepareBody } from './request-body.ts';
 import { RoutingTable, type RouteEntry, type RoutableReplica } from './routing.ts';
 import { ResponseTap } from './sse-tap.ts';
@@ -26,7 +26,7 @@ export interface DataPlaneConfig {
 /** Retries on another replica, before the first byte reached the client. */
 export const MAX_RETRIES = 2;
 /** A replica whose relay failed sits out this long, unless it reports ready sooner. */
-const EJECT_MS = 30_000;
+export const EJECT_MS = 30_000;
 
 export interface DataPlaneDeps {
   store: Store;
@@ -47,6 +47,7 @@ export interface Admitted {
 export class DataPlane {
   readonly routing: RoutingTable;
   readonly balancer = new Balancer();
+  readonly pools = new StreamPools();
   readonly keys: KeyAuth;
   readonly metering: Metering;
   private readonly limiter = new RateLimiter();
@@ -156,7 +157,14 @@ export class DataPlane {
   ): Promise<{ status: number; replicaId: string | null; tap: ResponseTap | undefined }> {
     const tried = new Set<string>();
     const failures: string[] = [];
+    // A client that leaves before the answer starts cancels the attempt (and the backend's work) at once.
+    const clientGone = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) clientGone.abort();
+    };
+    res.once('close', onClose);
     for (let attempt = 0; attempt <= MAX_RETRIES; attempt++) {
+      if (clientGone.signal.aborted) return { status: 499, replicaId: null, tap: undefined };
       const replica = this.pickReplica(entry, tried, prepared.affinityKey, prepared.model);
       if (!replica) break;
       tried.add(replica.id);
@@ -167,21 +175,22 @@ export class DataPlane {
         if (!released) (released = true), this.balancer.finished(replica.id);
       };
       const result = await attemptRelay({
-        session,
-        replica,
+        pool: this.pools.get(session, replica),
         method: req.method ?? 'GET',
         path,
         headers: forwardedHeaders(req.rawHeaders, replica.port, prepared.body, req.socket.remoteAddress),
         body: prepared.body,
+        signal: clientGone.signal,
       });
       if (!result.ok) {
         release();
+        if (clientGone.signal.aborted) return { status: 499, replicaId: replica.id, tap: undefined };
         failures.push(`${replica.id}: ${result.reason}`);
         this.deps.log.warn({ replicaId: replica.id, workload: entry.workload.slug, reason: result.reason }, 'relay attempt failed; trying another replica');
         this.balancer.eject(replica.id, this.deps.clock.now() + EJECT_MS);
-        if (res.destroyed) return { status: 499, replicaId: replica.id, tap: undefined };
         continue;
       }
+      res.off('close', onClose);
       const upstream = result.response;
       const contentType = String(upstream.headers['content-type'] ?? '');
       const tap = new ResponseTap(/event-stream/i.test(contentType) ? 'sse' : /json/i.test(contentType) ? 'json' : 'other', prepared.injectedUsage, () => this.deps.clock.now());
@@ -204,7 +213,8 @@ export class DataPlane {
     throw new DataPlaneError(502, `no replica of ${entry.workload.slug} could take the request${why}`, 'api_error', 'upstream_unavailable', { 'retry-after': '5' });
   }
 
-  private pickReplica(entry: RouteEntry, tried: Set<string>, affinityKey: string | undefined, model: string | undefined): RoutableReplica | undefined {
+  /** A usable replica of the workload (its tunnel is up and has room), by the balancer's rules; undefined if none is left. */
+  pickReplica(entry: RouteEntry, tried: Set<string>, affinityKey: string | undefined, model: string | undefined): RoutableReplica | undefined {
     const usable = entry.replicas.filter((r) => {
       const session = this.deps.sessions.get(r.workerId);
       return session !== undefined && session.openStreams < this.deps.config.maxStreamsPerAgent;

@@ -1,8 +1,8 @@
 // One relayed HTTP exchange: a tunnel stream to the replica's agent carries the request and the response as HTTP/1.1
 // bytes. Succeeds once response headers arrive; fails "before the first byte" (the caller may retry elsewhere) when the
 // agent refuses the stream or the backend connection breaks before answering.
-import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
-import type { MuxStream } from '../../shared/protocol/mux.ts';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { StreamResetError } from '../../shared/protocol/mux.ts';
 import type { AgentSession } from '../tunnel/session.ts';
 import type { RoutableReplica } from './routing.ts';
@@ -43,39 +43,75 @@ export function forwardedHeaders(rawHeaders: string[], port: number, body: Buffe
   out.host = `127.0.0.1:${port}`;
   if (clientIp) out['x-forwarded-for'] = typeof out['x-forwarded-for'] === 'string' ? `${out['x-forwarded-for']}, ${clientIp}` : clientIp;
   if (body !== null) out['content-length'] = String(body.length);
-  // One request per stream: the backend closes its side when it has answered.
-  out.connection = 'close';
+  // Streams are kept alive between requests (see StreamPool): the backend keeps its connection open too.
+  out.connection = 'keep-alive';
   return out;
 }
 
-/** Sends the request to one replica through its agent's tunnel. */
+/**
+ * Keep-alive for the tunnel: one pool per replica and tunnel, whose "sockets" are streams. An idle stream is reused
+ * by the next request, so neither the SYN/ACK round trip nor the agent's TCP connect to the backend is paid again.
+ */
+export class StreamPool extends HttpAgent {
+  constructor(
+    private readonly session: AgentSession,
+    private readonly replica: RoutableReplica,
+  ) {
+    // Idle streams are closed after 4 s: well under the engines' own keep-alive timeouts (uvicorn's is 5 s).
+    super({ keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: 256, timeout: 4000, scheduling: 'lifo' });
+  }
+
+  override createConnection(): Duplex {
+    return this.session.openStream({ replica_id: this.replica.id, kind: 'http', method: '*', path: '*', headers: {} });
+  }
+}
+
+/** The stream pools of every replica, per tunnel (a new tunnel of the same worker starts new pools). */
+export class StreamPools {
+  private readonly bySession = new WeakMap<AgentSession, Map<string, StreamPool>>();
+
+  get(session: AgentSession, replica: RoutableReplica): StreamPool {
+    let pools = this.bySession.get(session);
+    if (!pools) this.bySession.set(session, (pools = new Map()));
+    let pool = pools.get(replica.id);
+    if (!pool) pools.set(replica.id, (pool = new StreamPool(session, replica)));
+    return pool;
+  }
+}
+
+/** Sends the request to one replica through its agent's tunnel (on a pooled stream when one is idle). */
 export function attemptRelay(opts: {
-  session: AgentSession;
-  replica: RoutableReplica;
+  pool: StreamPool;
   method: string;
   path: string;
   headers: OutgoingHttpHeaders;
   body: Buffer | null;
+  /** The client went away: the attempt ends at once (and a started upstream request is aborted). */
+  signal?: AbortSignal;
 }): Promise<Attempt> {
   return new Promise((resolve) => {
-    let stream: MuxStream;
+    let settled = false;
+    let upstream: ReturnType<typeof httpRequest>;
     try {
-      stream = opts.session.openStream({ replica_id: opts.replica.id, kind: 'http', method: opts.method, path: opts.path, headers: {} });
+      upstream = httpRequest({ method: opts.method, path: opts.path, headers: opts.headers, agent: opts.pool });
     } catch (err) {
       return resolve({ ok: false, reason: err instanceof Error ? err.message : String(err), retryable: true });
     }
-    let settled = false;
-    const upstream = httpRequest({ method: opts.method, path: opts.path, headers: opts.headers, createConnection: () => stream as never });
+    const onAbort = () => upstream.destroy(new Error('the client went away'));
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
     upstream.on('response', (response) => {
       settled = true;
+      opts.signal?.removeEventListener('abort', onAbort);
       resolve({ ok: true, response, abort: () => upstream.destroy() });
     });
     upstream.on('error', (err) => {
       if (settled) return;
       settled = true;
+      opts.signal?.removeEventListener('abort', onAbort);
       const refused = err instanceof StreamResetError && err.beforeAccept;
-      resolve({ ok: false, reason: refused ? `the worker could not reach the replica: ${err.reason}` : `the backend connection failed: ${err.message}`, retryable: true });
+      resolve({ ok: false, reason: refused ? `the worker could not reach the replica: ${err.reason}` : `the backend connection failed: ${err.message}`, retryable: !opts.signal?.aborted });
     });
+    if (opts.signal?.aborted) return onAbort();
     upstream.end(opts.body ?? undefined);
   });
 }

@@ -3,11 +3,12 @@
 // buffered).
 import type { FastifyInstance } from 'fastify';
 import type { DataPlane } from './data-plane.ts';
+import type { AsyncJobsHttp } from './jobs-http.ts';
 import { DataPlaneError, sendDataPlaneError } from './openai-error.ts';
 
 export const ENDPOINT_PREFIX = '/endpoint';
 
-export function registerDataPlaneRoutes(app: FastifyInstance, deps: { dataPlane: DataPlane; bodyLimitBytes: number }): void {
+export function registerDataPlaneRoutes(app: FastifyInstance, deps: { dataPlane: DataPlane; bodyLimitBytes: number; asyncJobs?: AsyncJobsHttp | undefined }): void {
   void app.register(async (plane) => {
     plane.removeAllContentTypeParsers();
     plane.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: deps.bodyLimitBytes }, (_req, body, done) => done(null, body));
@@ -29,7 +30,11 @@ export function registerDataPlaneRoutes(app: FastifyInstance, deps: { dataPlane:
         const q = url.indexOf('?');
         reply.hijack();
         const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-        await deps.dataPlane.handleHttp(req.raw, reply.raw, body, params.project, params.workload, params['*'].replace(/\/+$/, ''), q >= 0 ? url.slice(q) : '');
+        const route = params['*'].replace(/\/+$/, '');
+        const query = q >= 0 ? url.slice(q) : '';
+        // v1/async/{route} (POST, submit) and v1/async/{request_id} (GET, poll) are async jobs (DESIGN §4.6).
+        if (deps.asyncJobs && route.startsWith('async/')) return deps.asyncJobs.handle(req.raw, reply.raw, body, params.project, params.workload, route.slice('async/'.length), query);
+        await deps.dataPlane.handleHttp(req.raw, reply.raw, body, params.project, params.workload, route, query);
       },
     });
   });

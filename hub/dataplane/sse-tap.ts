@@ -1,7 +1,14 @@
 // Watches a relayed response on its way to the client, without holding it back: the time of the first byte,
 // the usage the backend reports, and (for streams where the hub asked for usage on the client's behalf) the usage
 // chunk the client did not ask for, which is dropped.
+import { StringDecoder } from 'node:string_decoder';
 import { Transform, type TransformCallback } from 'node:stream';
+
+const USAGE_BYTES = Buffer.from('"usage"');
+
+function endsWithBlankLine(chunk: Buffer): boolean {
+  return chunk.length >= 2 && chunk[chunk.length - 2] === 10 && chunk[chunk.length - 1] === 10;
+}
 
 export interface Usage {
   prompt_tokens: number | null;
@@ -24,6 +31,10 @@ export class ResponseTap extends Transform {
   firstByteAt: number | null = null;
   usage: Usage | null = null;
   private pending = '';
+  /** Chunks are decoded as one text: a character split between two chunks stays whole. */
+  private readonly decoder = new StringDecoder('utf8');
+  /** The previous chunk ended with a whole event, so nothing is held back (in `pending` or the decoder). */
+  private atEventBoundary = true;
   private jsonChunks: Buffer[] | null;
   private jsonBytes = 0;
 
@@ -39,7 +50,13 @@ export class ResponseTap extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     if (this.firstByteAt === null) this.firstByteAt = this.now();
-    if (this.kind === 'sse') return callback(null, this.filterEvents(chunk.toString('utf8')));
+    if (this.kind === 'sse') {
+      const boundary = endsWithBlankLine(chunk);
+      // Most chunks are whole events without usage: they pass as they came, without decoding.
+      if (this.atEventBoundary && boundary && chunk.indexOf(USAGE_BYTES) < 0) return callback(null, chunk);
+      this.atEventBoundary = boundary;
+      return callback(null, this.filterEvents(this.decoder.write(chunk)));
+    }
     if (this.jsonChunks && this.jsonBytes + chunk.length <= JSON_TAP_LIMIT) {
       this.jsonChunks.push(chunk);
       this.jsonBytes += chunk.length;
@@ -57,7 +74,8 @@ export class ResponseTap extends Transform {
         // not JSON after all: no usage
       }
     }
-    callback(null, this.pending.length > 0 ? this.pending : undefined);
+    const rest = this.pending + this.decoder.end();
+    callback(null, rest.length > 0 ? rest : undefined);
   }
 
   /** Passes complete SSE events through, noting (and maybe dropping) the usage event; holds a partial event. */

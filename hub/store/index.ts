@@ -10,6 +10,7 @@ import { createWorkloadStore } from './workloads.ts';
 import { createDataKeyStore } from './data-keys.ts';
 import { createReplicaStore } from './replicas.ts';
 import { createRequestLogStore } from './request-log.ts';
+import { createJobStore } from './jobs.ts';
 import type { SecretBox } from '../secret-box.ts';
 
 export function createStore(db: Db, clock: Clock, box: SecretBox) {
@@ -24,6 +25,7 @@ export function createStore(db: Db, clock: Clock, box: SecretBox) {
     dataKeys: createDataKeyStore(db, clock),
     replicas: createReplicaStore(db, clock),
     requestLog: createRequestLogStore(db),
+    jobs: createJobStore(db, clock),
     /** Runs `fn` in one immediate transaction (racy transitions are decided inside it). */
     transaction<T>(fn: () => T): T {
       return db.transaction(fn).immediate();

@@ -19,6 +19,7 @@ export function createTunnelServer(deps: SessionDeps & { maxFrameBytes: number }
     },
     /** Tells every agent the hub is going away (they reconnect with backoff), then closes the sockets. */
     close(): void {
+      deps.sessions.closing = true;
       for (const session of deps.sessions.all()) session.goAway('shutdown', 'hub is shutting down');
       for (const ws of wss.clients) ws.terminate();
       wss.close();

@@ -25,6 +25,7 @@ import type { AgentRequests } from './agent-requests.ts';
 import { admitAgent } from './admit.ts';
 import { Mux, type MuxStream } from '../../shared/protocol/mux.ts';
 import { encodeTarget, type StreamTarget } from '../../shared/protocol/streams.ts';
+import { batchedBinarySender } from '../../shared/protocol/batch-send.ts';
 
 export const HELLO_TIMEOUT_MS = 10_000;
 
@@ -44,6 +45,8 @@ export interface SessionDeps {
 /** The live tunnels, by worker id (at most one per worker: a newer one replaces an older one). */
 export class AgentSessions {
   private readonly byWorker = new Map<string, AgentSession>();
+  /** The hub is shutting down: tunnels closing now must not touch the store (it closes right after). */
+  closing = false;
 
   get(workerId: string): AgentSession | undefined {
     return this.byWorker.get(workerId);
@@ -174,9 +177,7 @@ export class AgentSession {
     this.workerId = worker.id;
     this.mux = new Mux({
       side: 'hub',
-      send: (frame) => {
-        if (this.ws.readyState === this.ws.OPEN) this.ws.send(frame, { binary: true });
-      },
+      send: batchedBinarySender(this.ws),
       maxStreams: this.deps.config.maxStreamsPerAgent,
       // The hub opens streams; an agent has no reason to open one.
       onProtocolError: (reason) => this.protocolError(`stream frames: ${reason}`),
@@ -272,7 +273,7 @@ export class AgentSession {
     this.phase = 'closed';
     this.mux?.close(`the tunnel to the worker closed (code ${code})`);
     for (const t of [this.helloTimer, this.pingTimer]) if (t) this.deps.clock.clearTimeout(t);
-    if (!wasActive || !this.workerId) return;
+    if (!wasActive || !this.workerId || this.deps.sessions.closing) return;
     this.deps.sessions.delete(this.workerId, this);
     // A replaced session's worker is still connected through the newer tunnel.
     if (this.deps.sessions.get(this.workerId)) return;

@@ -14,6 +14,8 @@ export interface Benchmark {
 const benchmarks: Record<string, () => Promise<Benchmark>> = {
   agents: () => import('./agents.ts'),
   scheduler: () => import('./scheduler.ts'),
+  relay: () => import('./relay.ts'),
+  startup: () => import('./startup.ts'),
 };
 
 const USAGE = `usage: npm run bench [-- NAME... [FLAGS]]

@@ -177,10 +177,14 @@ async function timedPass(reconciler: Reconciler): Promise<number> {
   return performance.now() - t0;
 }
 
+/** Steady passes are repeated up to `passes` times, but not past this much time per phase (one pass at least). */
+const STEADY_PHASE_BUDGET_MS = 5000;
+
 async function steadyPasses(reconciler: Reconciler, recorder: Recorder, passes: number): Promise<{ ms: number[]; sent: number }> {
   const ms: number[] = [];
   let sent = 0;
-  for (let i = 0; i < passes; i++) {
+  const started = performance.now();
+  for (let i = 0; i < passes && (i === 0 || performance.now() - started < STEADY_PHASE_BUDGET_MS); i++) {
     ms.push(await timedPass(reconciler));
     sent += Object.values(recorder.take().counts).reduce((a, b) => a + b, 0);
   }

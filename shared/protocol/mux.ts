@@ -46,6 +46,8 @@ export class Mux {
   private readonly recentlyClosed = new Set<number>();
   private nextId: number;
   private closed = false;
+  /** Streams the peer opened and that are still open (what maxStreams limits). */
+  private peerStreams = 0;
   readonly window: number;
   readonly maxFramePayload: number;
 
@@ -62,6 +64,8 @@ export class Mux {
   /** Opens a stream: the SYN carries `syn` (what to connect to); the stream emits 'accepted' on the peer's ACK. */
   open(syn: Buffer): MuxStream {
     if (this.closed) throw new Error('the tunnel is closed');
+    // The peer would take an oversized frame for broken framing and end the whole tunnel.
+    if (syn.length > this.maxFramePayload) throw new Error(`the stream target is ${syn.length} bytes, over the ${this.maxFramePayload}-byte frame limit`);
     const id = this.nextId;
     this.nextId += 2;
     const stream = new MuxStream(this, id, 'syn-sent');
@@ -94,6 +98,7 @@ export class Mux {
     this.closed = true;
     for (const stream of [...this.streams.values()]) stream.destroy(new StreamResetError(reason, stream.state === 'syn-sent'));
     this.streams.clear();
+    this.peerStreams = 0;
   }
 
   sendFrame(frame: Buffer): void {
@@ -107,6 +112,7 @@ export class Mux {
   forget(stream: MuxStream): void {
     if (this.streams.get(stream.id) !== stream) return;
     this.streams.delete(stream.id);
+    if (stream.id % 2 === (this.opts.side === 'hub' ? 1 : 0)) this.peerStreams -= 1;
     this.recentlyClosed.add(stream.id);
     if (this.recentlyClosed.size > RECENTLY_CLOSED_KEPT) this.recentlyClosed.delete(this.recentlyClosed.values().next().value!);
   }
@@ -114,13 +120,16 @@ export class Mux {
   private onSyn(frame: Frame, existing: MuxStream | undefined): void {
     const id = frame.streamId;
     const peerParity = this.opts.side === 'hub' ? 1 : 0;
-    if (existing || this.recentlyClosed.has(id)) return this.reset(id, 'stream id already in use');
+    // A second SYN for a live stream means the peer forgot it: both ends drop it.
+    if (existing) return void existing.destroy(new StreamResetError('stream id already in use', false));
+    if (this.recentlyClosed.has(id)) return this.reset(id, 'stream id already in use');
     if (id % 2 !== peerParity) return this.reset(id, `a ${this.opts.side === 'hub' ? 'agent' : 'hub'} opens ${peerParity ? 'odd' : 'even'} stream ids`);
-    if (frame.flags & (Flag.ACK | Flag.RST)) return this.reset(id, 'SYN cannot be combined with ACK or RST');
+    if (frame.flags & (Flag.ACK | Flag.RST | Flag.FIN)) return this.reset(id, 'SYN cannot be combined with ACK, FIN or RST');
     if (!this.opts.onStream) return this.reset(id, 'this side accepts no streams');
-    if (this.streams.size >= this.opts.maxStreams) return this.reset(id, `too many open streams (limit ${this.opts.maxStreams})`);
+    if (this.peerStreams >= this.opts.maxStreams) return this.reset(id, `too many open streams (limit ${this.opts.maxStreams})`);
     const stream = new MuxStream(this, id, 'syn-received');
     this.streams.set(id, stream);
+    this.peerStreams += 1;
     this.opts.onStream(stream, frame.payload);
   }
 
@@ -141,6 +150,8 @@ export class MuxStream extends Duplex {
   private localFin = false;
   private remoteFin = false;
   private resetByPeer = false;
+  private idleMs = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly mux: Mux,
@@ -150,6 +161,35 @@ export class MuxStream extends Duplex {
     super({ allowHalfOpen: true });
     this.state = state;
     this.sendWindow = mux.window;
+  }
+
+  // node:http treats its connection as a socket (keep-alive pools call these); a stream has no TCP options to set.
+  setKeepAlive(): this {
+    return this;
+  }
+  setNoDelay(): this {
+    return this;
+  }
+  ref(): this {
+    return this;
+  }
+  unref(): this {
+    return this;
+  }
+  /** Emits 'timeout' after `ms` without reads or writes (what node:http's idle pools and request timeouts use). */
+  setTimeout(ms: number, callback?: () => void): this {
+    if (callback) this.once('timeout', callback);
+    clearTimeout(this.idleTimer);
+    this.idleMs = ms;
+    this.touch();
+    return this;
+  }
+
+  private touch(): void {
+    if (this.idleMs <= 0) return;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => this.emit('timeout'), this.idleMs);
+    this.idleTimer.unref();
   }
 
   /** Accepts a stream the peer opened (the target was reached): the peer may now count on it. */
@@ -184,6 +224,7 @@ export class MuxStream extends Duplex {
       this.emit('accepted');
     }
     if (frame.payload.length > 0) {
+      this.touch();
       this.received += frame.payload.length;
       if (this.received > this.mux.window + this.granted) {
         this.destroy(new StreamResetError('flow control violated: more data than the window allows', false));
@@ -200,10 +241,13 @@ export class MuxStream extends Duplex {
   }
 
   override _read(): void {
-    this.grantIfDue();
+    // Node hands the buffered data to the reader after _read returns: count it as consumed on the next tick, or a
+    // reader that takes everything at once (for await) would never grant credit and the sender would stall.
+    process.nextTick(() => this.grantIfDue());
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.touch();
     this.pending.push({ chunk, callback });
     this.pump();
   }
@@ -227,6 +271,7 @@ export class MuxStream extends Duplex {
       this.mux.reset(this.id, err ? err.message : 'closed by the other end');
     }
     this.state = 'closed';
+    clearTimeout(this.idleTimer);
     for (const p of this.pending) p.callback(err ?? new Error('stream closed'));
     this.pending = [];
     this.mux.forget(this);

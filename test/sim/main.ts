@@ -26,6 +26,8 @@
 //   IK_REPLICA_ID          value of the `x-ik-sim-replica` header on every response; default "sim"
 //   VLLM_ALLOW_RUNTIME_LORA_UPDATING  as in vLLM: /v1/load_lora_adapter and /v1/unload_lora_adapter exist only when true
 //
+// WebSocket: `GET /v1/realtime` (vLLM/SGLang flavours) upgrades and echoes every text and binary message.
+//
 // Ready signals: vLLM/SGLang `GET /health` 200 (and the model in /v1/models); Ollama `GET /api/version` 200.
 import { parseCommand, UsageError, type SimConfig } from './cli.ts';
 import { KnobError, parseKnobs, type Knobs } from './knobs.ts';
@@ -34,6 +36,7 @@ import { mediaRoutes } from './media-routes.ts';
 import { ollamaRoutes } from './ollama-routes.ts';
 import { servedModelCatalog, systemRoutes, textRoutes } from './openai-routes.ts';
 import { poolingRoutes } from './pooling-routes.ts';
+import { attachRealtime } from './realtime.ts';
 import { createSimServer, listen, type Route } from './server.ts';
 import { createSim, type Sim } from './state.ts';
 
@@ -66,6 +69,7 @@ export async function main(argv: string[], env: Env): Promise<void> {
   const sim = createSim(config, knobs, out);
   printBanner(sim);
   const server = createSimServer(sim, routesFor(sim));
+  attachRealtime(server, sim);
   let port: number;
   try {
     port = await listen(server, config.host, config.port);

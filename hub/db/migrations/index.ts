@@ -3,6 +3,7 @@ import { migration001 } from './001-initial.ts';
 import { migration002 } from './002-workloads.ts';
 import { migration003 } from './003-replicas.ts';
 import { migration004 } from './004-request-log.ts';
+import { migration005 } from './005-jobs.ts';
 
 export interface Migration {
   version: number;
@@ -10,4 +11,4 @@ export interface Migration {
   sql: string;
 }
 
-export const migrations: readonly Migration[] = [migration001, migration002, migration003, migration004];
+export const migrations: readonly Migration[] = [migration001, migration002, migration003, migration004, migration005];

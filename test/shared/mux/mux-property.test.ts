@@ -179,7 +179,7 @@ async function runScenario(seed: number): Promise<{ maxInFlight: number; frames:
       assert.deepEqual(fins.map((f) => f.from).sort(), ['agent', 'hub'], `stream ${plan.n} (id ${id}): one FIN each way`);
     }
     assert.deepEqual(pair.violations, [], 'no stream over its window, no frame over the payload limit');
-    assert.ok(pair.maxInFlight() <= STREAM_WINDOW_BYTES);
+    assert.ok(pair.maxInFlight() <= STREAM_WINDOW_BYTES, `at most the window in flight, got ${pair.maxInFlight()}`);
     assert.deepEqual(framesOf(pair.frames, { flag: Flag.RST }), [], 'no stream was reset');
     assert.deepEqual(pair.protocolErrors, []);
     assert.equal(pair.hub.size, 0, 'the hub holds no stream');
