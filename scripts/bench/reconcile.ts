@@ -197,7 +197,7 @@ function replicaCounts(store: Store): Record<string, number> {
   return counts;
 }
 
-function describe(counts: Record<string, number>): string {
+function describeCounts(counts: Record<string, number>): string {
   const entries = Object.entries(counts);
   return entries.length === 0 ? 'none' : entries.map(([k, v]) => `${v} ${k}`).join(', ');
 }
@@ -234,6 +234,7 @@ export async function measureReconcile(p: ReconcileParams, schedulerPlacementsPe
 
   const steadyReady = await steadyPasses(reconciler, recorder, p.passes);
   reconciler.stop();
+  store.db.close();
 
   const steadyStartingMs = median(steadyStarting.ms);
   const steadyReadyMs = median(steadyReady.ms);
@@ -242,7 +243,7 @@ export async function measureReconcile(p: ReconcileParams, schedulerPlacementsPe
   const range = (ms: number[]) => `median of ${ms.length}; min ${Math.min(...ms).toFixed(0)}, max ${Math.max(...ms).toFixed(0)} ms`;
 
   const metrics: Metric[] = [
-    { name: 'reconcile: first pass (create, place, start)', value: firstMs, unit: 'ms', note: `${starts} replica.start sent; replicas after it: ${describe(afterFirst)}` },
+    { name: 'reconcile: first pass (create, place, start)', value: firstMs, unit: 'ms', note: `${starts} replica.start sent; replicas after it: ${describeCounts(afterFirst)}` },
     { name: 'reconcile: first pass, per replica placed', value: firstPerPlacementUs, unit: 'µs', note: 'whole reconcile of a workload: store reads and writes, scheduler, event, start message' },
     {
       name: 'reconcile: first pass per replica ÷ scheduler per placement',
@@ -258,7 +259,7 @@ export async function measureReconcile(p: ReconcileParams, schedulerPlacementsPe
     {
       name: 'reconcile: pass after every replica reported ready',
       value: readyMs, unit: 'ms',
-      note: `${placed.length} onStatus calls took ${reportsMs.toFixed(0)} ms of it; ${readySent.counts['replica.start'] ?? 0} replica.start sent; ${active} workloads active; replicas: ${describe(afterReady)}`,
+      note: `${placed.length} onStatus calls took ${reportsMs.toFixed(0)} ms of it; ${readySent.counts['replica.start'] ?? 0} replica.start sent; ${active} workloads active; replicas: ${describeCounts(afterReady)}`,
     },
     {
       name: 'reconcile: steady resync pass, all ready',

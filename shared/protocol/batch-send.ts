@@ -1,5 +1,5 @@
 // Frames sent in one turn of the event loop leave in one system call: the socket is corked at the first frame and
-// uncorked on the next tick. A relayed request is several frames (SYN, data, FIN, window updates); one writev each
+// uncorked once this turn's I/O callbacks have run (setImmediate), so frames of concurrent requests share a write. A relayed request is several frames (SYN, data, FIN, window updates); one writev each
 // turn instead of one per frame is most of the tunnel's cost at high request rates.
 import type { Duplex } from 'node:stream';
 import type WebSocket from 'ws';
@@ -18,7 +18,7 @@ export function batchedBinarySender(ws: WebSocket): (frame: Buffer) => void {
       if (corked) {
         const socket = corked;
         socket.cork();
-        process.nextTick(() => {
+        setImmediate(() => {
           corked = undefined;
           socket.uncork();
         });
