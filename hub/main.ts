@@ -143,6 +143,7 @@ export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: 
     requests,
     dataPlane,
     asyncJobs,
+    onKeyRevoked: () => dataPlane.keys.clear(),
   });
 
   liveness.start();

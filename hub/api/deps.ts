@@ -21,4 +21,6 @@ export interface ApiDeps {
   reconciler: Pick<Reconciler, 'enqueue' | 'workerChanged'>;
   replicas: Pick<ReplicaReports, 'onWorkerDeleted'>;
   requests: AgentRequests;
+  /** A data key was revoked: the data plane forgets it at once (instead of within its cache's 2 s). */
+  onKeyRevoked?: () => void;
 }

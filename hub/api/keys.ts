@@ -84,6 +84,7 @@ export function registerKeyRoutes(router: ApiRouter, deps: ApiDeps): void {
       const row = store.dataKeys.getById(params.id);
       if (!row || row.workload_id !== workload.id) throw new AppError('KEY_NOT_FOUND', `no key ${params.id} on workload ${workload.slug}: see \`ik keys ls ${workload.slug}\``);
       if (store.dataKeys.revoke(row.id)) {
+        deps.onKeyRevoked?.();
         store.events.record({ kind: 'key.revoked', projectId: project.id, workload: workload.slug, message: `data key ${row.prefix}… (${row.name}) revoked`, data: { id: row.id } });
       }
       return view(store.dataKeys.getById(row.id)!, project.slug, workload.slug);

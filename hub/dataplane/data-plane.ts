@@ -42,6 +42,7 @@ export interface Admitted {
   entry: RouteEntry;
   keyPrefix: string;
   keyId: string;
+  rateLimitPerMinute: number | null;
 }
 
 export class DataPlane {
@@ -69,6 +70,13 @@ export class DataPlane {
    * not exist answers like a wrong key (401), so names cannot be probed. Also checks the workload's CIDR allowlist.
    */
   admit(req: IncomingMessage, project: string, workload: string): Admitted {
+    const admitted = this.authenticate(req, project, workload);
+    this.checkRateLimit(admitted);
+    return admitted;
+  }
+
+  /** The key, the workload and its CIDR allowlist; not the rate limit (see checkRateLimit). */
+  authenticate(req: IncomingMessage, project: string, workload: string): Admitted {
     const entry = this.routing.get(project, workload);
     const key = this.keys.authenticate(presentedKey(req.headers), entry?.workload.id ?? '');
     if (!entry) throw new DataPlaneError(401, 'invalid API key for this endpoint', 'authentication_error', 'invalid_api_key');
@@ -76,15 +84,19 @@ export class DataPlane {
     if (cidrs && !allowedBy(cidrs, req.socket.remoteAddress)) {
       throw new DataPlaneError(403, `your address ${req.socket.remoteAddress ?? ''} is not allowed to call this workload (allowed_cidrs)`, 'permission_error', 'address_not_allowed');
     }
-    if (key.rate_limit_per_minute !== null) {
-      const wait = this.limiter.take(key.id, key.rate_limit_per_minute, this.deps.clock.now());
-      if (wait !== null) {
-        throw new DataPlaneError(429, `rate limit of ${key.rate_limit_per_minute} requests per minute reached for this key: retry in ${wait} s`, 'rate_limit_error', 'rate_limit_exceeded', {
-          'retry-after': String(wait),
-        });
-      }
+    return { entry, keyPrefix: key.prefix, keyId: key.id, rateLimitPerMinute: key.rate_limit_per_minute };
+  }
+
+  /** Takes one request from the key's rate limit, or throws the 429 with Retry-After. */
+  checkRateLimit(admitted: Admitted): void {
+    const limit = admitted.rateLimitPerMinute;
+    if (limit === null) return;
+    const wait = this.limiter.take(admitted.keyId, limit, this.deps.clock.now());
+    if (wait !== null) {
+      throw new DataPlaneError(429, `rate limit of ${limit} requests per minute reached for this key: retry in ${wait} s`, 'rate_limit_error', 'rate_limit_exceeded', {
+        'retry-after': String(wait),
+      });
     }
-    return { entry, keyPrefix: key.prefix, keyId: key.id };
   }
 
   /** One sync HTTP request; answers the client itself (errors in the OpenAI shape). */
@@ -95,7 +107,9 @@ export class DataPlane {
     let replicaId: string | null = null;
     let tap: ResponseTap | undefined;
     try {
-      admitted = this.admit(req, project, workload);
+      admitted = this.authenticate(req, project, workload);
+      // Authenticated first, so a 429 is metered against its key like any answer.
+      this.checkRateLimit(admitted);
       const { entry } = admitted;
       if (route === 'models' && req.method === 'GET') {
         status = 200;
@@ -107,7 +121,7 @@ export class DataPlane {
       this.assertServing(entry);
       const prepared = prepareBody(body, req.headers['content-type'], route, entry.spec, entry.workload.slug);
       const path = `${upstreamPath(route)}${query}`;
-      const outcome = await this.relay(req, res, entry, path, prepared, admitted);
+      const outcome = await this.relay(req, res, entry, path, prepared);
       status = outcome.status;
       replicaId = outcome.replicaId;
       tap = outcome.tap;
@@ -153,18 +167,47 @@ export class DataPlane {
     entry: RouteEntry,
     path: string,
     prepared: ReturnType<typeof prepareBody>,
-    admitted: Admitted,
   ): Promise<{ status: number; replicaId: string | null; tap: ResponseTap | undefined }> {
     const tried = new Set<string>();
     const failures: string[] = [];
-    // A client that leaves before the answer starts cancels the attempt (and the backend's work) at once.
+    // A client that leaves before the answer starts cancels the attempt (and the backend's work) at once; so does the
+    // request timeout, which covers the whole request, headers and body.
     const clientGone = new AbortController();
     const onClose = () => {
       if (!res.writableFinished) clientGone.abort();
     };
     res.once('close', onClose);
+    const deadlineAt = this.deps.clock.now() + this.deps.config.requestTimeoutMs;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      clientGone.abort();
+    }, this.deps.config.requestTimeoutMs);
+    try {
+      return await this.attempts(req, res, entry, path, prepared, { tried, failures, signal: clientGone.signal, deadlineAt, timedOut: () => timedOut, onClose });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async attempts(
+    req: IncomingMessage,
+    res: ServerResponse,
+    entry: RouteEntry,
+    path: string,
+    prepared: ReturnType<typeof prepareBody>,
+    run: { tried: Set<string>; failures: string[]; signal: AbortSignal; deadlineAt: number; timedOut: () => boolean; onClose: () => void },
+  ): Promise<{ status: number; replicaId: string | null; tap: ResponseTap | undefined }> {
+    const { tried, failures, onClose, signal } = run;
+    const giveUp = (replicaId: string | null) => {
+      if (run.timedOut()) {
+        this.deps.log.warn({ workload: entry.workload.slug }, 'request timed out before the backend answered; cancelled upstream');
+        throw new DataPlaneError(504, `request timeout: the request took longer than ${this.deps.config.requestTimeoutMs / 1000} s (IK_REQUEST_TIMEOUT_S) and was cancelled upstream`, 'timeout_error', 'request_timeout');
+      }
+      return { status: 499, replicaId, tap: undefined };
+    };
     for (let attempt = 0; attempt <= MAX_RETRIES; attempt++) {
-      if (clientGone.signal.aborted) return { status: 499, replicaId: null, tap: undefined };
+      if (signal.aborted) return giveUp(null);
       const replica = this.pickReplica(entry, tried, prepared.affinityKey, prepared.model);
       if (!replica) break;
       tried.add(replica.id);
@@ -180,11 +223,11 @@ export class DataPlane {
         path,
         headers: forwardedHeaders(req.rawHeaders, replica.port, prepared.body, req.socket.remoteAddress),
         body: prepared.body,
-        signal: clientGone.signal,
+        signal,
       });
       if (!result.ok) {
         release();
-        if (clientGone.signal.aborted) return { status: 499, replicaId: replica.id, tap: undefined };
+        if (signal.aborted) return giveUp(replica.id);
         failures.push(`${replica.id}: ${result.reason}`);
         this.deps.log.warn({ replicaId: replica.id, workload: entry.workload.slug, reason: result.reason }, 'relay attempt failed; trying another replica');
         this.balancer.eject(replica.id, this.deps.clock.now() + EJECT_MS);
@@ -205,7 +248,7 @@ export class DataPlane {
       }
       headers['x-ik-replica'] = replica.id;
       res.writeHead(upstream.statusCode ?? 502, headers);
-      await this.pipeResponse(upstream, tap, res, result.abort, entry);
+      await this.pipeResponse(upstream, tap, res, result.abort, entry, Math.max(0, run.deadlineAt - this.deps.clock.now()));
       release();
       return { status: upstream.statusCode ?? 502, replicaId: replica.id, tap };
     }
@@ -224,13 +267,13 @@ export class DataPlane {
   }
 
   /** Streams the backend's answer to the client chunk by chunk; a client that leaves aborts the backend request. */
-  private pipeResponse(upstream: IncomingMessage, tap: ResponseTap, res: ServerResponse, abort: () => void, entry: RouteEntry): Promise<void> {
+  private pipeResponse(upstream: IncomingMessage, tap: ResponseTap, res: ServerResponse, abort: () => void, entry: RouteEntry, remainingMs: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.deps.log.warn({ workload: entry.workload.slug }, 'request timed out; cancelling it upstream');
         abort();
         res.destroy();
-      }, this.deps.config.requestTimeoutMs);
+      }, remainingMs);
       const done = () => {
         clearTimeout(timer);
         resolve();
