@@ -218,6 +218,7 @@ export class ReplicaSupervisor {
     }
     let last = 'not probed yet';
     let every = PROBE_FIRST_MS;
+    const startedProbing = Date.now();
     for (;;) {
       if (ended) throw new ReplicaFailure(`it ${ended.reason} before it became ready`);
       if (this.stopping) return;
@@ -226,7 +227,8 @@ export class ReplicaSupervisor {
       if (probe.ready) break;
       last = probe.detail;
       await Promise.race([this.sleep(every), exited]);
-      every = Math.min(PROBE_MAX_MS, Math.round(every * 1.5));
+      // Every 50 ms for the first seconds (a warm engine is ready in moments), then slower.
+      if (Date.now() > startedProbing + 2000) every = Math.min(PROBE_MAX_MS, Math.round(every * 1.5));
     }
     this.reason = null;
     this.setState('ready');

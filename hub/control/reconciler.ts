@@ -70,7 +70,7 @@ export class Reconciler {
     this.queue.add(workloadId);
   }
 
-  /** A worker changed (state, flags, deletion): the next placement reads the fleet afresh. */
+  /** A worker or a replica changed (state, flags, a replica stopped): the next placement reads the fleet afresh. */
   workerChanged(): void {
     this.fleet.invalidate();
   }
@@ -126,24 +126,26 @@ export class Reconciler {
     const replicas = store.replicas.forWorkload(workloadId);
     if (!workload) {
       for (const r of replicas) this.retire(r, 'its workload was deleted');
+      if (replicas.length > 0) this.fleet.invalidate();
       return;
     }
     const wanted = replicas.filter((r) => r.desired === 'run' && r.state !== 'lost');
     const desired = baselineReplicas(workload.spec, workload.desired_state);
     // Replicas on a draining worker are moved like an old generation: replaced elsewhere, then stopped.
-    const draining = new Set(store.workers.list().filter((w) => w.draining).map((w) => w.id));
-    const evacuating = (r: ReplicaRecord) => r.worker_id !== null && draining.has(r.worker_id);
+    const evacuating = (r: ReplicaRecord) => r.worker_id !== null && this.fleet.isDraining(r.worker_id);
     const plan = planReplicas({
       desired,
       generation: workload.generation,
       replicas: wanted.map((r) => (evacuating(r) ? { ...r, generation: 0 } : r)),
     });
 
-    store.transaction(() => {
-      for (let i = 0; i < plan.create; i++) {
-        store.replicas.insert({ workloadId: workload.id, projectId: workload.project_id, slug: workload.slug, generation: workload.generation });
-      }
-    });
+    if (plan.create > 0) {
+      store.transaction(() => {
+        for (let i = 0; i < plan.create; i++) {
+          store.replicas.insert({ workloadId: workload.id, projectId: workload.project_id, slug: workload.slug, generation: workload.generation });
+        }
+      });
+    }
     for (const id of plan.stop) {
       const r = replicas.find((x) => x.id === id)!;
       const why = evacuating(r) ? `moved off draining worker ${r.worker_id}` : r.generation === workload.generation ? `scaled down to ${desired}` : `replaced by generation ${workload.generation}`;
@@ -153,14 +155,16 @@ export class Reconciler {
     // Stopping frees GPU memory: the next placement must not count it as booked.
     if (plan.stop.length > 0) this.fleet.invalidate();
 
-    const placement = this.placePending(workload);
-    this.updateWorkload(workload, placement, desired);
+    // Reread only when something changed: a steady pass reads each workload's replicas once.
+    const now = plan.create > 0 || plan.stop.length > 0 ? store.replicas.forWorkload(workload.id) : replicas;
+    const placement = this.placePending(workload, now);
+    this.updateWorkload(workload, placement, desired, placement === null && now.every((r) => r.state !== 'pending') ? now : undefined);
   }
 
   /** Places every pending replica of the workload; returns why one is still pending, or null. */
-  private placePending(workload: WorkloadRecord): string | null {
+  private placePending(workload: WorkloadRecord, replicas: ReplicaRecord[]): string | null {
     const { store } = this.deps;
-    const pending = store.replicas.forWorkload(workload.id).filter((r) => r.desired === 'run' && r.state === 'pending');
+    const pending = replicas.filter((r) => r.desired === 'run' && r.state === 'pending');
     if (pending.length === 0) return null;
     const spec = store.workloads.fullSpec(workload.id)!;
     // The estimate parses the model id and the command: once per workload, not once per replica.
@@ -228,9 +232,9 @@ export class Reconciler {
     this.sendStop(r.id, r.worker_id, reason);
   }
 
-  private updateWorkload(workload: WorkloadRecord, placement: string | null, desired: number): void {
+  private updateWorkload(workload: WorkloadRecord, placement: string | null, desired: number, known?: ReplicaRecord[]): void {
     const { store } = this.deps;
-    const replicas = store.replicas.forWorkload(workload.id).filter((r) => r.desired === 'run');
+    const replicas = (known ?? store.replicas.forWorkload(workload.id)).filter((r) => r.desired === 'run');
     const ready = replicas.filter((r) => r.state === 'ready').length;
     const now = this.deps.clock.now();
     if (ready >= desired) this.shortfallSince.delete(workload.id);

@@ -154,6 +154,8 @@ export class ReplicaReports {
   private finishStop(replica: ReplicaRecord, reason: string): void {
     const { store } = this.deps;
     store.replicas.observe(replica.id, { state: 'stopped', unknown_since: null });
+    // Its GPU memory is free again for the next placement.
+    this.deps.reconciler.workerChanged();
     if (replica.desired === 'run') store.replicas.markForStop(replica.id);
     this.deps.reconciler.forget(replica.id);
     store.events.record({

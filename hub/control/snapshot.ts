@@ -69,6 +69,10 @@ export class FleetView {
     return this.cached;
   }
 
+  isDraining(workerId: string): boolean {
+    return this.workers().find((w) => w.id === workerId)?.draining ?? false;
+  }
+
   book(workerId: string, gpuUuids: string[], claimMib: number): void {
     const w = this.cached?.find((x) => x.id === workerId);
     if (!w) return;

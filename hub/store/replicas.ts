@@ -47,10 +47,12 @@ const stateSchema = z.enum(replicaStates);
 const desiredSchema = z.enum(['run', 'stop']);
 const runtimeSchema = z.enum(['docker', 'process']).nullable();
 
+const uuidsSchema = z.array(z.string());
+
 function fromDb(row: ReplicaDbRow): ReplicaRecord {
   return {
     ...row,
-    gpu_uuids: readJson(z.array(z.string()), row.gpu_uuids, 'replicas.gpu_uuids'),
+    gpu_uuids: readJson(uuidsSchema, row.gpu_uuids, 'replicas.gpu_uuids'),
     desired: desiredSchema.parse(row.desired),
     state: stateSchema.parse(row.state),
     runtime: runtimeSchema.parse(row.runtime),

@@ -61,6 +61,8 @@ const COLUMNS =
   'gpu_driver_version, cuda_version, gpu_error, gpus, gpu_hourly_cost_usd, join_token_id, created_at';
 
 const stateSchema = z.enum(workerStates);
+const gpuErrorColumn = gpuErrorSchema.nullable();
+const gpusColumn = z.array(gpuSchema);
 
 function fromDb(row: WorkerDbRow): WorkerRecord {
   return {
@@ -71,8 +73,8 @@ function fromDb(row: WorkerDbRow): WorkerRecord {
     labels: readJson(labelsSchema, row.labels, 'workers.labels'),
     host: readJson(hostSchema, row.host, 'workers.host'),
     runtime: readJson(runtimeInfoSchema, row.runtime, 'workers.runtime'),
-    gpu_error: readJson(gpuErrorSchema.nullable(), row.gpu_error, 'workers.gpu_error'),
-    gpus: readJson(z.array(gpuSchema), row.gpus, 'workers.gpus'),
+    gpu_error: readJson(gpuErrorColumn, row.gpu_error, 'workers.gpu_error'),
+    gpus: readJson(gpusColumn, row.gpus, 'workers.gpus'),
   };
 }
 

@@ -15,15 +15,18 @@ import { median, percentile } from './stats.ts';
 
 export const description = 'ensure() → ready replica with the simulator at startup 0, per runtime, against the simulator\'s own start';
 
-export const USAGE = `usage: npm run bench -- startup [--runs N] [--warmup W] [--runtimes LIST]
+export const USAGE = `usage: npm run bench -- startup [--runs N] [--warmup W] [--runtimes LIST] [--settle-ms MS]
   --runs N          timed iterations per runtime (default 10)
   --warmup W        untimed iterations per runtime first (default 1)
-  --runtimes LIST   comma-separated, of process and docker (default process,docker; docker needs an engine)`;
+  --runtimes LIST   comma-separated, of process and docker (default process,docker; docker needs an engine)
+  --settle-ms MS    pause after a replica is gone, before the next run (default 0; 1100 outlasts the hub's
+                    1 s fleet cache, so a run never waits on the booking of the replica deleted just before)`;
 
 const options = {
   runs: { type: 'string' },
   warmup: { type: 'string' },
   runtimes: { type: 'string' },
+  'settle-ms': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -46,6 +49,7 @@ interface Params {
   runs: number;
   warmup: number;
   runtimes: Runtime[];
+  settleMs: number;
 }
 
 function parseParams(argv: string[]): Params | 'help' {
@@ -58,6 +62,7 @@ function parseParams(argv: string[]): Params | 'help' {
     runs: intFlag('runs', values.runs, 1, 100) ?? 10,
     warmup: intFlag('warmup', values.warmup, 0, 10) ?? 1,
     runtimes: runtimes.filter((r) => listed.includes(r)),
+    settleMs: intFlag('settle-ms', values['settle-ms'], 0, 10_000) ?? 0,
   };
 }
 
@@ -88,7 +93,7 @@ export async function run(argv: string[]): Promise<BenchReport | undefined> {
     return undefined;
   }
   const p = parsed;
-  const limitMs = 45_000 + (p.runs + p.warmup) * p.runtimes.length * 5_000;
+  const limitMs = 45_000 + (p.runs + p.warmup) * p.runtimes.length * (5_000 + p.settleMs);
   const timeout = deadline(limitMs);
   const hub = new BenchHub();
   const agents = new Map<Runtime, BenchAgent>();
@@ -149,11 +154,14 @@ async function measure(p: Params, hub: BenchHub, agents: Map<Runtime, BenchAgent
     if (r.skipped) notes.push(`${r.runtime}: not measured: ${r.skipped}`);
     const pending = r.runs.filter((x) => x.pendingMs > 0);
     if (pending.length > 0) {
-      notes.push(`${r.runtime}: ${pending.length} of ${r.runs.length} runs waited pending (up to ${Math.max(...pending.map((x) => x.pendingMs)).toFixed(0)} ms): ${pending[0]!.pendingWhy}`);
+      notes.push(
+        `${r.runtime}: ${pending.length} of ${r.runs.length} runs waited pending (up to ${Math.max(...pending.map((x) => x.pendingMs)).toFixed(0)} ms) although the replica before had been stopped; ` +
+          `the hub said: ${pending[0]!.pendingWhy}`,
+      );
     }
   }
   notes.push(
-    `each run: PUT a fixed vLLM workload (${MODEL}, worker_id pinned to that runtime's worker, env IK_SIM_STARTUP_MS=0), GET it every ~${POLL_EVERY_MS} ms until its replica is ready; then DELETE it and wait until the replica is gone (process or container included); ${p.warmup} untimed warm-up run(s) per runtime first`,
+    `each run: PUT a fixed vLLM workload (${MODEL}, worker_id pinned to that runtime's worker, env IK_SIM_STARTUP_MS=0), GET it every ~${POLL_EVERY_MS} ms until its replica is ready; then DELETE it and wait until the replica is gone (process or container included)${p.settleMs > 0 ? `, then ${p.settleMs} ms more` : ''}; ${p.warmup} untimed warm-up run(s) per runtime first`,
     `baseline, alternating with the runs: process: scripts/ik-sim vllm serve … spawned directly; docker: \`docker run --rm -d --network host ik-sim:dev vllm serve …\` (the docker CLI's own start is in it); both polled on /health every ~${POLL_EVERY_MS} ms until 200`,
     'overhead = ensure → ready − the baseline median: the hub (API, reconcile, placement, tunnel), the agent (launch, readiness probes, report) and the GET polling',
     'breakdown from the hub\'s events (GET /api/v1/events?workload=…, millisecond timestamps on the same clock as the bench): PUT → replica.placed → replica.ready → the first GET that shows ready',
@@ -163,7 +171,7 @@ async function measure(p: Params, hub: BenchHub, agents: Map<Runtime, BenchAgent
   return {
     name: 'startup',
     title: description,
-    params: { runs: p.runs, warmup: p.warmup, runtimes: p.runtimes.join(','), model: MODEL, poll_ms: POLL_EVERY_MS, ...HUB_ENV },
+    params: { runs: p.runs, warmup: p.warmup, runtimes: p.runtimes.join(','), settle_ms: p.settleMs, model: MODEL, poll_ms: POLL_EVERY_MS, ...HUB_ENV },
     metrics,
     notes,
   };
@@ -189,7 +197,7 @@ function runtimeMetrics(r: RuntimeResult): Metric[] {
     { name: `${rt}: hub + agent overhead, p90`, value: percentile(overhead, 0.9), unit: 'ms' },
     {
       name: `${rt}: runs that waited pending`, value: r.skipped ? null : pending.length, unit: '', target: { op: '=', value: 0 },
-      note: pending.length > 0 ? `a free GPU looked booked: up to ${Math.max(...pending.map((x) => x.pendingMs)).toFixed(0)} ms pending (see notes)` : 'placed at once every time',
+      note: r.skipped ? 'not measured' : pending.length > 0 ? `the worker's idle GPU did not fit: up to ${Math.max(...pending.map((x) => x.pendingMs)).toFixed(0)} ms pending (see notes)` : 'placed at once every time',
     },
     { name: `${rt}: hub + agent overhead, median of runs placed at once`, value: median(atOnce), unit: 'ms', note: `${atOnce.length} runs` },
     { name: `${rt}: ensure → ready ÷ baseline (medians)`, value: ensureMedian !== null && baseline ? ensureMedian / baseline : null, unit: '×' },
@@ -212,6 +220,7 @@ async function measureRuntime(rt: Runtime, p: Params, hub: BenchHub, agent: Benc
     const slug = `startup-${rt}-${i < 0 ? `warmup${-i}` : String(i + 1)}`;
     const timed = await ensureToReady(hub, slug, agent.workerId, signal);
     const deleteMs = await deleteUntilGone(hub, slug, rt, agent, signal);
+    if (p.settleMs > 0) await sleep(p.settleMs, undefined, { signal });
     if (agent.exited) throw new Error(`the ${rt} agent exited during the benchmark`);
     if (i < 0) continue;
     result.baselineMs.push(baseline);
