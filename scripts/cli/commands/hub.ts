@@ -28,6 +28,12 @@ export async function runHubCommand(command: 'hub' | 'up', argv: string[], env: 
     process.stdout.write(`${HUB_USAGE}\n`);
     return 0;
   }
+  // Signals are taken over first: one that arrived between the start and the handler would end the process without
+  // stopping the local agent, which would run on as an orphan.
+  const stopped = new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
   const config = loadHubConfig(env, {
     port: intFlag('port', values.port, 0, 65535),
     host: values.host,
@@ -39,10 +45,7 @@ export async function runHubCommand(command: 'hub' | 'up', argv: string[], env: 
   printBanner(hub, Boolean(values.json));
 
   const agent = command === 'up' ? superviseLocalAgent(hub, config.dataDir, env) : undefined;
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
+  await stopped;
   await agent?.stop();
   await hub.close();
   return 0;
