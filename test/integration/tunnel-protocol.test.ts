@@ -91,12 +91,20 @@ test('a second hello on an accepted tunnel is a protocol error', async () => {
   assert.equal((await s.closed).code, 4002);
 });
 
-test('a binary frame before streams exist is a protocol error', async () => {
+test('a stream frame before hello is a protocol error', async () => {
   const s = await connect();
-  s.ws.send(hello('binary-sender'));
-  await s.next('welcome');
   s.ws.send(Buffer.from([0, 0, 0, 0, 0, 1]));
   assert.equal((await s.next('go_away')).code, 'protocol_error');
+  assert.equal((await s.closed).code, 4002);
+});
+
+test('a stream frame too short to carry a header is a protocol error after welcome', async () => {
+  const s = await connect();
+  s.ws.send(hello('short-frame'));
+  await s.next('welcome');
+  s.ws.send(Buffer.from([0, 0, 1]));
+  assert.equal((await s.next('go_away')).code, 'protocol_error');
+  await bystanderStillFine();
 });
 
 test('an oversized frame is refused by the socket (1009) and the hub keeps serving', async () => {
