@@ -18,6 +18,7 @@ import { registerProjectRoutes } from './api/projects.ts';
 import { registerTokenRoutes } from './api/tokens.ts';
 import { registerWorkloadRoutes } from './api/workloads.ts';
 import { registerKeyRoutes } from './api/keys.ts';
+import { registerAdapterRoutes } from './api/adapters.ts';
 import { registerReplicaRoutes } from './api/replicas.ts';
 import { registerPlanRoute } from './api/plan.ts';
 import { registerRequestLogRoute } from './api/requests.ts';
@@ -86,6 +87,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerTokenRoutes(router, deps);
   registerWorkloadRoutes(router, deps);
   registerKeyRoutes(router, deps);
+  registerAdapterRoutes(router, deps);
   registerReplicaRoutes(router, deps);
   registerPlanRoute(router, { ...deps, placement: config.placement });
   registerRequestLogRoute(router, deps);

@@ -37,6 +37,11 @@ const hubEnvSchema = z.object({
   IK_JOB_RETENTION_S: envInt({ min: 60, max: 366 * 86_400 }),
   IK_JOB_CONCURRENCY_PER_REPLICA: envInt({ min: 1, max: 1024 }),
   IK_JOB_MAX_ATTEMPTS: envInt({ min: 1, max: 100 }),
+  IK_POLICY_TICK_MS: envInt({ min: 50, max: 60_000 }),
+  IK_COLD_START_TIMEOUT_S: envInt({ min: 1, max: 86_400 }),
+  IK_COLD_START_QUEUE: envInt({ min: 0, max: 100_000 }),
+  IK_DRAIN_TIMEOUT_S: envInt({ min: 0, max: 86_400 }),
+  IK_SCHEDULE_CLOCK_OFFSET_S: envInt({ min: -20 * 366 * 86_400, max: 20 * 366 * 86_400 }),
 });
 
 export interface HubFlags {
@@ -85,6 +90,15 @@ export interface HubConfig {
   jobConcurrencyPerReplica: number;
   /** Runs an async job gets before it fails (a replica that died, a backend 5xx). */
   jobMaxAttempts: number;
+  /** How often policies are applied: autoscaler decisions, schedules opening and closing, inactive timeouts. */
+  policyTickMs: number;
+  /** fixed and scheduled workloads waking up: how long a request waits, and how many may (autoscaling sets its own). */
+  coldStartTimeoutS: number;
+  coldStartQueue: number;
+  /** A replica scaled down with requests in flight is told to stop once they finish, or after this long. */
+  drainTimeoutS: number;
+  /** Shifts the clock schedules are read at (for testing windows without waiting for them); 0 in production. */
+  scheduleClockOffsetS: number;
 }
 
 export function loadHubConfig(env: NodeJS.ProcessEnv, flags: HubFlags = {}): Readonly<HubConfig> {
@@ -130,5 +144,10 @@ export function loadHubConfig(env: NodeJS.ProcessEnv, flags: HubFlags = {}): Rea
     jobRetentionS: checked.IK_JOB_RETENTION_S ?? 7 * 86_400,
     jobConcurrencyPerReplica: checked.IK_JOB_CONCURRENCY_PER_REPLICA ?? 4,
     jobMaxAttempts: checked.IK_JOB_MAX_ATTEMPTS ?? 3,
+    policyTickMs: checked.IK_POLICY_TICK_MS ?? 1000,
+    coldStartTimeoutS: checked.IK_COLD_START_TIMEOUT_S ?? 300,
+    coldStartQueue: checked.IK_COLD_START_QUEUE ?? 100,
+    drainTimeoutS: checked.IK_DRAIN_TIMEOUT_S ?? checked.IK_REQUEST_TIMEOUT_S ?? 600,
+    scheduleClockOffsetS: checked.IK_SCHEDULE_CLOCK_OFFSET_S ?? 0,
   });
 }

@@ -20,12 +20,17 @@ import { createAgentBundle } from './install/bundle.ts';
 import { buildApp } from './app.ts';
 import { Reconciler } from './control/reconciler.ts';
 import { ReplicaReports } from './control/replica-reports.ts';
+import { PolicyLoop } from './control/policy-loop.ts';
+import { WorkloadLoads } from './control/workload-loads.ts';
+import { AdapterSync } from './control/adapter-sync.ts';
 import { AgentRequests } from './tunnel/agent-requests.ts';
 import { DataPlane } from './dataplane/data-plane.ts';
 import { DEFAULT_MAX_RESULT_BYTES, JobDispatcher } from './dataplane/jobs-dispatcher.ts';
 import { AsyncJobsHttp } from './dataplane/jobs-http.ts';
 
 export const DATABASE_FILE = 'hub.db';
+/** Adapters a replica should have but does not (a failed load, a restarted backend) are loaded again this often. */
+const ADAPTER_RESYNC_MS = 5000;
 
 export interface RunningHub {
   url: string;
@@ -49,6 +54,8 @@ export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: 
   const requests = new AgentRequests();
   let replicaReports: ReplicaReports | undefined;
   let dataPlaneRef: DataPlane | undefined;
+  const loads = new WorkloadLoads(clock);
+  const scheduleNow = () => clock.now() + config.scheduleClockOffsetS * 1000;
   const reconciler = new Reconciler({
     store,
     sessions,
@@ -60,10 +67,14 @@ export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: 
       resyncMs: config.resyncMs,
       stopGraceMs: config.stopGraceS * 1000,
       degradedAfterMs: config.degradedAfterS * 1000,
+      drainTimeoutMs: config.drainTimeoutS * 1000,
     },
     onResync: () => replicaReports?.expireGrace(),
     onWorkloadChanged: (workloadId) => dataPlaneRef?.routing.invalidate(workloadId),
+    inflight: (replicaId) => dataPlaneRef?.balancer.load(replicaId) ?? 0,
+    scheduleNow,
   });
+  const policies = new PolicyLoop({ store, clock, log: log.child({ component: 'policies' }), reconciler, loads, scheduleNow, tickMs: config.policyTickMs });
   replicaReports = new ReplicaReports({ store, sessions, reconciler, clock, log, workerGraceS: config.workerGraceS });
   const replicas = replicaReports;
   const liveness = new WorkerLiveness({
@@ -94,10 +105,28 @@ export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: 
     clock,
     log: log.child({ component: 'dataplane' }),
     registry: metrics.registry,
-    config: { requestTimeoutMs: config.requestTimeoutS * 1000, maxStreamsPerAgent: config.maxStreamsPerAgent },
+    config: {
+      requestTimeoutMs: config.requestTimeoutS * 1000,
+      maxStreamsPerAgent: config.maxStreamsPerAgent,
+      coldStartTimeoutMs: config.coldStartTimeoutS * 1000,
+      coldStartQueue: config.coldStartQueue,
+    },
+    loads,
+    wake: (workloadId) => policies.wake(workloadId),
+    scheduleNow,
   });
   dataPlaneRef = dataPlane;
   replicas.onReady((replicaId) => dataPlane.replicaReady(replicaId));
+  const adapters = new AdapterSync({
+    store,
+    log: log.child({ component: 'adapters' }),
+    call: (replica, path, body) => dataPlane.callReplica({ ...replica, generation: 0 }, path, body),
+    onLoaded: (replicaId, names) => dataPlane.balancer.setAdapters(replicaId, names),
+  });
+  replicas.onReady((replicaId) => void adapters.replicaReady(replicaId));
+  const adapterResync = setInterval(() => void adapters.resync(), ADAPTER_RESYNC_MS);
+  adapterResync.unref();
+  replicas.onMetrics((replica, metrics) => loads.recordReplicaMetrics(replica.id, metrics));
   let publicUrl = config.publicUrl ?? '';
   const jobs = new JobDispatcher({
     store,
@@ -106,6 +135,7 @@ export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: 
     pools: dataPlane.pools,
     clock,
     log: log.child({ component: 'jobs' }),
+    loads,
     config: {
       concurrencyPerReplica: config.jobConcurrencyPerReplica,
       retentionMs: config.jobRetentionS * 1000,
@@ -141,6 +171,11 @@ export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: 
     reconciler,
     replicas,
     requests,
+    scheduleNow,
+    onAdaptersChanged: (workloadId) => {
+      dataPlane.routing.invalidate(workloadId);
+      void adapters.adaptersChanged(workloadId);
+    },
     dataPlane,
     asyncJobs,
     onKeyRevoked: () => dataPlane.keys.clear(),
@@ -148,6 +183,7 @@ export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: 
 
   liveness.start();
   reconciler.start();
+  policies.start();
   jobs.start();
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address() as AddressInfo;
@@ -168,6 +204,8 @@ export async function startHub(config: HubConfig, opts: { log?: Logger; clock?: 
     close() {
       closing ??= (async () => {
         jobs.stop();
+        clearInterval(adapterResync);
+        policies.stop();
         reconciler.stop();
         liveness.stop();
         tunnel.close();

@@ -1,6 +1,7 @@
 // The public TypeScript SDK, imported as "ikhub": management (admin API), data plane calls, enums and typed errors.
 export { ManagementClient } from './management.ts';
 export type {
+  AdapterInfo,
   ControlTokenInfo,
   CreatedControlToken,
   CreatedDataKey,

@@ -1,6 +1,7 @@
-// ManagementClient: the admin API (/api/v1) from TypeScript — ensure() workloads, lifecycle, data keys, projects, tokens.
+// ManagementClient: the admin API (/api/v1) from TypeScript — ensure() workloads, lifecycle, data keys, adapters, projects, tokens.
 import { z } from 'zod';
 import {
+  adapterViewSchema,
   controlTokenCreatedSchema,
   controlTokenViewSchema,
   dataKeyCreatedSchema,
@@ -28,6 +29,8 @@ export type ControlTokenInfo = Camelize<z.output<typeof controlTokenViewSchema>>
 export type CreatedControlToken = Camelize<z.output<typeof controlTokenCreatedSchema>>;
 export type DataKeyInfo = Camelize<z.output<typeof dataKeyViewSchema>>;
 export type CreatedDataKey = Camelize<z.output<typeof dataKeyCreatedSchema>>;
+/** A LoRA adapter on a workload: requests whose `model` is `name` use it. */
+export type AdapterInfo = Camelize<z.output<typeof adapterViewSchema>>;
 
 export interface EnsureResult {
   projectSlug: string;
@@ -143,6 +146,26 @@ export class ManagementClient {
   async revokeKey(slug: string, id: string): Promise<DataKeyInfo> {
     const res = await this.#call('DELETE', `${this.#workloadPath(slug)}/keys/${encodeURIComponent(id)}`);
     return camel(expectShape(dataKeyViewSchema, res.body, 'data key'));
+  }
+
+  /** The workload's LoRA adapters, by name. */
+  async listAdapters(slug: string): Promise<AdapterInfo[]> {
+    const res = await this.#call('GET', `${this.#workloadPath(slug)}/adapters`);
+    return expectShape(listOf(adapterViewSchema), res.body, 'adapter list').items.map(camel);
+  }
+
+  /**
+   * Deploys a LoRA adapter on the workload's replicas, or points it at a new source (idempotent by name); requests
+   * whose `model` is `name` use it. `source`: a Hugging Face repo id (`org/sql-lora`) or a path on the worker.
+   */
+  async putAdapter(slug: string, name: string, source: string): Promise<AdapterInfo> {
+    const res = await this.#call('PUT', `${this.#workloadPath(slug)}/adapters/${encodeURIComponent(name)}`, { source });
+    return camel(expectShape(adapterViewSchema, res.body, 'adapter'));
+  }
+
+  /** Removes an adapter: the workload's replicas unload it. */
+  async deleteAdapter(slug: string, name: string): Promise<void> {
+    await this.#call('DELETE', `${this.#workloadPath(slug)}/adapters/${encodeURIComponent(name)}`);
   }
 
   /** The projects this token sees (a project token sees its own). */

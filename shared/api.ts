@@ -1,6 +1,7 @@
 // Shapes of the admin API's resources as clients see them (snake_case on the wire); the OpenAPI document uses them too.
 import { z } from 'zod';
 import { normalizedWorkloadSpecSchema } from './spec/workload-spec.ts';
+import { adapterSourceSchema } from './spec/adapters.ts';
 import { gpuErrorSchema, gpuSchema, hostSchema, runtimeInfoSchema } from './inventory.ts';
 
 export const labelsSchema = z.record(
@@ -145,6 +146,19 @@ export const dataKeyCreateSchema = z.strictObject({
   expires_in_s: z.number().int().positive().max(10 * 365 * 86_400).optional(),
 });
 
+/** A LoRA adapter on a workload: requests whose `model` is `name` are served by it. */
+export const adapterViewSchema = z.object({
+  name: z.string().describe("what clients put in the request's model field"),
+  source: z.string().describe('what the backend loads: a Hugging Face repo id or a path on the worker'),
+  workload: z.string(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+export type AdapterView = z.infer<typeof adapterViewSchema>;
+export const adapterPutSchema = z.strictObject({
+  source: adapterSourceSchema.describe('a Hugging Face repo id (org/sql-lora) or a path on the worker (/models/loras/sql)'),
+});
+
 export const onDriftModes = ['reconcile', 'fail', 'ignore'] as const;
 /** Response header of ensure(): created, unchanged, reconciled or ignored. */
 export const ENSURE_OUTCOME_HEADER = 'x-ik-ensure';
@@ -156,7 +170,13 @@ const workloadStatusShape = {
   state: z.enum(['creating', 'active', 'scheduled', 'inactive', 'degraded', 'failed']),
   desired_state: z.enum(['active', 'inactive']),
   generation: z.number().int(),
-  desired_replicas: z.number().int(),
+  desired_replicas: z.number().int().describe('what the policy asks for now (autoscaling: the last decision; scheduled: 0 outside its time)'),
+  deactivated_by: z.enum(['hand', 'timeout']).nullable().describe('inactive only: by hand it stays off; by its inactive timeout the next request wakes it'),
+  schedule: z
+    .object({ open: z.boolean(), opens_at: z.string().nullable(), closes_at: z.string().nullable() })
+    .optional()
+    .describe('scheduled only: whether its time is now, the next start when closed and the end of the run'),
+  adapters: z.array(z.object({ name: z.string(), source: z.string() })).describe('LoRA adapters served on its replicas (kept while inactive)'),
   replicas: z.array(replicaViewSchema),
   placement: z.string().nullable().describe('why a replica is pending, in plain language; null when nothing waits'),
   created_at: z.string(),

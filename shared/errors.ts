@@ -14,6 +14,7 @@ export const errorTable = {
   TOKEN_NOT_FOUND: { status: 404, openaiType: 'not_found_error' },
   WORKLOAD_NOT_FOUND: { status: 404, openaiType: 'not_found_error' },
   KEY_NOT_FOUND: { status: 404, openaiType: 'not_found_error' },
+  ADAPTER_NOT_FOUND: { status: 404, openaiType: 'not_found_error' },
   METHOD_NOT_ALLOWED: { status: 405, openaiType: 'invalid_request_error' },
   CONFLICT: { status: 409, openaiType: 'invalid_request_error' },
   WORKLOAD_DRIFT: { status: 409, openaiType: 'invalid_request_error' },

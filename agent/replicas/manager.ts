@@ -6,6 +6,7 @@ import type { LogsRead, ReplicaLaunch, ReplicaReport, ReplicaStart, ReplicaStop 
 import type { AgentConfig } from '../config.ts';
 import type { RecoveredReplica, Runtime } from '../runtime/types.ts';
 import { ReplicaSupervisor } from './supervisor.ts';
+import { MetricScraper } from './metric-scraper.ts';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -34,6 +35,9 @@ export class ReplicaManager {
   private readonly lastProgress = new Map<string, number>();
   private workerId = '';
   private readonly reapTimer: NodeJS.Timeout;
+  private readonly scraper = new MetricScraper(() =>
+    [...this.supervisors.values()].flatMap((s) => (s.report().state === 'ready' && s.currentHandle ? [{ launch: s.launch, port: s.currentHandle.port }] : [])),
+  );
 
   constructor(private readonly deps: ManagerDeps) {
     this.reapTimer = setInterval(() => void this.reap(), REAP_EVERY_MS);
@@ -70,7 +74,10 @@ export class ReplicaManager {
   }
 
   reports(): ReplicaReport[] {
-    return [...this.supervisors.values()].map((s) => s.report());
+    return [...this.supervisors.values()].map((s) => {
+      const metrics = this.scraper.metricsOf(s.id);
+      return metrics ? { ...s.report(), metrics } : s.report();
+    });
   }
 
   onStart(msg: ReplicaStart): void {
@@ -94,6 +101,7 @@ export class ReplicaManager {
     }
     void supervisor.stop(msg.grace_ms, msg.reason).finally(() => {
       this.supervisors.delete(msg.replica_id);
+      this.scraper.forget(msg.replica_id);
       rmSync(this.stateFile(msg.replica_id), { force: true });
     });
   }
@@ -134,6 +142,7 @@ export class ReplicaManager {
   /** The agent is going away: replicas keep running for the next agent to adopt. */
   async detachAll(): Promise<void> {
     clearInterval(this.reapTimer);
+    this.scraper.close();
     for (const abort of this.logReads.values()) abort.abort();
     await Promise.all([...this.supervisors.values()].map((s) => s.detach()));
     this.deps.runtime.close?.();

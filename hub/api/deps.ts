@@ -21,6 +21,10 @@ export interface ApiDeps {
   reconciler: Pick<Reconciler, 'enqueue' | 'workerChanged'>;
   replicas: Pick<ReplicaReports, 'onWorkerDeleted'>;
   requests: AgentRequests;
+  /** The time schedules are read at (the hub's clock, shifted by IK_SCHEDULE_CLOCK_OFFSET_S). */
+  scheduleNow: () => number;
   /** A data key was revoked: the data plane forgets it at once (instead of within its cache's 2 s). */
   onKeyRevoked?: () => void;
+  /** A workload's desired adapters changed (put or delete): its ready replicas load or unload them. */
+  onAdaptersChanged?: (workloadId: string) => void;
 }

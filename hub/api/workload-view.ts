@@ -1,22 +1,10 @@
 // A workload as the API shows it: its spec (env values masked) plus state, generation, replicas and placement.
-import type { WorkloadSpec } from '../../shared/spec/workload-spec.ts';
+import { isoTime } from '../../shared/clock.ts';
+import { desiredReplicas } from '../control/desired-replicas.ts';
 import type { ReplicaView, WorkloadView } from '../../shared/api.ts';
 import type { WorkloadRecord } from '../store/workloads.ts';
 import type { ReplicaRecord } from '../store/replicas.ts';
 import type { ApiDeps } from './deps.ts';
-
-/** Replicas the policy asks for before any load or schedule is considered (the autoscaler and windows refine it). */
-export function baselineReplicas(spec: WorkloadSpec, desired: WorkloadRecord['desired_state']): number {
-  if (desired === 'inactive') return 0;
-  switch (spec.execution_policy) {
-    case 'fixed':
-      return spec.execution_policy_config.replicas;
-    case 'autoscaling':
-      return spec.execution_policy_config.min_workers;
-    case 'scheduled':
-      return 0;
-  }
-}
 
 export function toReplicaView(r: ReplicaRecord, deps: Pick<ApiDeps, 'requests'>): ReplicaView {
   const pull = r.state === 'pulling' ? deps.requests.pullOf(r.id) : undefined;
@@ -39,14 +27,19 @@ export function toReplicaView(r: ReplicaRecord, deps: Pick<ApiDeps, 'requests'>)
   };
 }
 
-export function toWorkloadView(w: WorkloadRecord, projectSlug: string, deps: Pick<ApiDeps, 'store' | 'requests'>): WorkloadView {
+export function toWorkloadView(w: WorkloadRecord, projectSlug: string, deps: Pick<ApiDeps, 'store' | 'requests' | 'scheduleNow'>): WorkloadView {
+  const desired = desiredReplicas(w, deps.scheduleNow());
+  const at = (ms: number | null) => (ms === null ? null : isoTime(ms));
   return {
     ...w.spec,
     project: projectSlug,
     state: w.state,
     desired_state: w.desired_state,
     generation: w.generation,
-    desired_replicas: baselineReplicas(w.spec, w.desired_state),
+    desired_replicas: desired.count,
+    deactivated_by: w.desired_state === 'inactive' ? w.deactivated_by : null,
+    ...(desired.schedule ? { schedule: { open: desired.schedule.open, opens_at: at(desired.schedule.opensAtMs), closes_at: at(desired.schedule.closesAtMs) } } : {}),
+    adapters: deps.store.adapters.list(w.id).map((a) => ({ name: a.name, source: a.source })),
     // Stopped replicas are history: they are left out.
     replicas: deps.store.replicas.forWorkload(w.id).map((r) => toReplicaView(r, deps)),
     placement: w.placement,

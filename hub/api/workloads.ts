@@ -112,7 +112,8 @@ export function registerWorkloadRoutes(router: ApiRouter, deps: ApiDeps): void {
         const desired = action === 'activate' ? 'active' : 'inactive';
         if (workload.desired_state !== desired) {
           store.transaction(() => {
-            store.workloads.setLifecycle(workload.id, desired, desired === 'active' ? 'creating' : 'inactive');
+            if (desired === 'active') store.workloads.activate(workload.id, 'creating');
+            else store.workloads.deactivate(workload.id, 'hand');
             store.events.record({
               kind: `workload.${action}d`,
               projectId: project.id,

@@ -7,7 +7,7 @@ import type { Store } from '../store/index.ts';
 import type { ReplicaRecord } from '../store/replicas.ts';
 import type { WorkloadRecord } from '../store/workloads.ts';
 import type { AgentSessions } from '../tunnel/session.ts';
-import { baselineReplicas } from '../api/workload-view.ts';
+import { desiredReplicas } from './desired-replicas.ts';
 import { KeyedQueue } from './work-queue.ts';
 import { planReplicas } from './replica-plan.ts';
 import { place } from './scheduler.ts';
@@ -24,6 +24,8 @@ export interface ReconcilerConfig {
   stopGraceMs: number;
   /** Fewer replicas ready than desired for this long makes an active workload degraded. */
   degradedAfterMs: number;
+  /** A replica taken out with requests in flight gets this long for them to finish before it is told to stop. */
+  drainTimeoutMs: number;
 }
 
 export interface ReconcilerDeps {
@@ -36,6 +38,10 @@ export interface ReconcilerDeps {
   onResync?: () => void;
   /** Called whenever a workload is reconciled: its replicas or spec may have changed (routing caches drop it). */
   onWorkloadChanged?: (workloadId: string) => void;
+  /** Requests (and jobs) in flight on a replica: one that still has some is drained, not cut. */
+  inflight?: (replicaId: string) => number;
+  /** The time schedules are read at (the hub's clock, shifted by IK_SCHEDULE_CLOCK_OFFSET_S for tests). */
+  scheduleNow?: () => number;
 }
 
 /** A start that got no report back within this long is sent again. */
@@ -49,6 +55,8 @@ export class Reconciler {
   private readonly stopSentAt = new Map<string, number>();
   /** Since when each workload has had fewer ready replicas than desired. */
   private readonly shortfallSince = new Map<string, number>();
+  /** Replicas taken out of rotation whose stop waits for their requests in flight: since when, and whose. */
+  private readonly drainingSince = new Map<string, { at: number; workloadId: string }>();
   readonly fleet: FleetView;
 
   constructor(private readonly deps: ReconcilerDeps) {
@@ -105,6 +113,15 @@ export class Reconciler {
   forget(replicaId: string): void {
     this.startSentAt.delete(replicaId);
     this.stopSentAt.delete(replicaId);
+    this.drainingSince.delete(replicaId);
+  }
+
+  /** Queues the workloads whose draining replicas have finished their requests (or ran out of time). */
+  checkDrains(): void {
+    const now = this.deps.clock.now();
+    for (const [replicaId, d] of this.drainingSince) {
+      if ((this.deps.inflight?.(replicaId) ?? 0) === 0 || now - d.at >= this.deps.config.drainTimeoutMs) this.queue.add(d.workloadId);
+    }
   }
 
   private schedule(): void {
@@ -130,7 +147,8 @@ export class Reconciler {
       return;
     }
     const wanted = replicas.filter((r) => r.desired === 'run' && r.state !== 'lost');
-    const desired = baselineReplicas(workload.spec, workload.desired_state);
+    const wants = desiredReplicas(workload, this.deps.scheduleNow?.() ?? this.deps.clock.now());
+    const desired = wants.count;
     // Replicas on a draining worker are moved like an old generation: replaced elsewhere, then stopped.
     const evacuating = (r: ReplicaRecord) => r.worker_id !== null && this.fleet.isDraining(r.worker_id);
     const plan = planReplicas({
@@ -158,7 +176,8 @@ export class Reconciler {
     // Reread only when something changed: a steady pass reads each workload's replicas once.
     const now = plan.create > 0 || plan.stop.length > 0 ? store.replicas.forWorkload(workload.id) : replicas;
     const placement = this.placePending(workload, now);
-    this.updateWorkload(workload, placement, desired, placement === null && now.every((r) => r.state !== 'pending') ? now : undefined);
+    const outsideSchedule = wants.schedule !== undefined && !wants.schedule.open;
+    this.updateWorkload(workload, placement, desired, outsideSchedule, placement === null && now.every((r) => r.state !== 'pending') ? now : undefined);
   }
 
   /** Places every pending replica of the workload; returns why one is still pending, or null. */
@@ -229,10 +248,23 @@ export class Reconciler {
       return;
     }
     if (r.state !== 'draining' && r.state !== 'unknown') store.replicas.observe(r.id, { state: 'draining' });
-    this.sendStop(r.id, r.worker_id, reason);
+    this.stopWhenDrained(r, reason);
   }
 
-  private updateWorkload(workload: WorkloadRecord, placement: string | null, desired: number, known?: ReplicaRecord[]): void {
+  /**
+   * Tells a replica's agent to stop it once its requests in flight are done (or the drain timeout passed): it is out
+   * of rotation already (routing skips replicas the hub no longer wants), so nothing new arrives meanwhile.
+   */
+  stopWhenDrained(r: Pick<ReplicaRecord, 'id' | 'worker_id' | 'workload_id'>, reason: string): void {
+    const now = this.deps.clock.now();
+    let drain = this.drainingSince.get(r.id);
+    if (!drain) this.drainingSince.set(r.id, (drain = { at: now, workloadId: r.workload_id }));
+    const busy = this.deps.inflight?.(r.id) ?? 0;
+    if (busy > 0 && now - drain.at < this.deps.config.drainTimeoutMs) return;
+    this.sendStop(r.id, r.worker_id, busy > 0 ? `${reason} (drain timeout: ${busy} request${busy === 1 ? '' : 's'} cut)` : reason);
+  }
+
+  private updateWorkload(workload: WorkloadRecord, placement: string | null, desired: number, outsideSchedule: boolean, known?: ReplicaRecord[]): void {
     const { store } = this.deps;
     const replicas = (known ?? store.replicas.forWorkload(workload.id)).filter((r) => r.desired === 'run');
     const ready = replicas.filter((r) => r.state === 'ready').length;
@@ -243,6 +275,7 @@ export class Reconciler {
     const state = nextWorkloadState({
       state: workload.state,
       desiredState: workload.desired_state,
+      outsideSchedule,
       desired,
       ready,
       allFailing: current.length > 0 && current.every((r) => r.state === 'failed' && r.restarts >= FAILING_AFTER_RESTARTS),

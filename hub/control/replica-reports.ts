@@ -21,18 +21,25 @@ export interface ReplicaReportsDeps {
 }
 
 type ReadyListener = (replicaId: string) => void;
+type MetricsListener = (replica: ReplicaRecord, metrics: Record<string, number>) => void;
 
 /** Stopped replicas are kept this long as history, then forgotten. */
 const STOPPED_RETENTION_MS = 24 * 3600_000;
 
 export class ReplicaReports {
   private readonly readyListeners: ReadyListener[] = [];
+  private readonly metricsListeners: MetricsListener[] = [];
 
   constructor(private readonly deps: ReplicaReportsDeps) {}
 
   /** Told when a replica reports ready (the data plane takes it back into rotation). */
   onReady(listener: ReadyListener): void {
     this.readyListeners.push(listener);
+  }
+
+  /** Told the backend metrics a replica's agent read (the autoscaler's "backend" metric). */
+  onMetrics(listener: MetricsListener): void {
+    this.metricsListeners.push(listener);
   }
 
   /** One replica.status message: a state change, with the last log lines when it failed. */
@@ -44,6 +51,7 @@ export class ReplicaReports {
       return;
     }
     this.apply(replica, report, lastLog);
+    if (report.metrics) for (const l of this.metricsListeners) l(replica, report.metrics);
   }
 
   /** The full list an agent sends in each heartbeat (and its hello): observed state, and repair of differences. */
@@ -114,7 +122,7 @@ export class ReplicaReports {
     if (replica.desired === 'stop') {
       // Still running although asked to stop (or adopted after it was replaced): ask again.
       if (replica.state === 'unknown' || replica.state === 'lost') store.replicas.observe(replica.id, { state: 'draining', unknown_since: null });
-      this.deps.reconciler.sendStop(replica.id, replica.worker_id, 'no longer wanted');
+      this.deps.reconciler.stopWhenDrained(replica, 'no longer wanted');
       return;
     }
     const state: ReplicaState = report.state;

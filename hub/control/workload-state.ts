@@ -1,6 +1,6 @@
 // A workload's state from its replicas (DESIGN §7): creating until a first replica is ready; active (also at zero
 // replicas); degraded when fewer are ready than desired for longer than a start takes; failed when every replica
-// keeps failing; inactive when deactivated.
+// keeps failing; inactive when deactivated; scheduled while a scheduled workload waits for its time.
 import type { WorkloadState } from '../store/workloads.ts';
 
 /** Restarts after which a replica that is failed counts as failing for good. */
@@ -9,6 +9,8 @@ export const FAILING_AFTER_RESTARTS = 3;
 export interface WorkloadStateInput {
   state: WorkloadState;
   desiredState: 'active' | 'inactive';
+  /** A scheduled workload outside its time. */
+  outsideSchedule: boolean;
   desired: number;
   ready: number;
   /** Every replica of the current generation is failed and has restarted FAILING_AFTER_RESTARTS times or more. */
@@ -20,6 +22,7 @@ export interface WorkloadStateInput {
 
 export function nextWorkloadState(i: WorkloadStateInput): WorkloadState {
   if (i.desiredState === 'inactive') return 'inactive';
+  if (i.outsideSchedule) return 'scheduled';
   if (i.ready >= i.desired) return 'active';
   if (i.allFailing) return 'failed';
   const wasServing = i.state === 'active' || i.state === 'degraded';

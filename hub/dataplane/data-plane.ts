@@ -6,7 +6,9 @@ import type { Logger } from '../../shared/logger.ts';
 import { allowedBy } from '../../shared/cidr.ts';
 import type { Store } from '../store/index.ts';
 import type { AgentSessions } from '../tunnel/session.ts';
+import { Activator, type ActivatorConfig, type Serving } from './activator.ts';
 import { Balancer } from './balancer.ts';
+import type { WorkloadLoads } from '../control/workload-loads.ts';
 import { KeyAuth, presentedKey } from './key-auth.ts';
 import { Metering } from './metering.ts';
 import { DataPlaneError, sendDataPlaneError } from './openai-error.ts';
@@ -18,7 +20,7 @@ import { ResponseTap } from './sse-tap.ts';
 import { routeNotServed, syncRoutes, upstreamPath } from './task-routes.ts';
 import type { Registry } from 'prom-client';
 
-export interface DataPlaneConfig {
+export interface DataPlaneConfig extends ActivatorConfig {
   requestTimeoutMs: number;
   maxStreamsPerAgent: number;
 }
@@ -27,6 +29,8 @@ export interface DataPlaneConfig {
 export const MAX_RETRIES = 2;
 /** A replica whose relay failed sits out this long, unless it reports ready sooner. */
 export const EJECT_MS = 30_000;
+/** An adapter load reads weights: it may take a while, but not forever. */
+const ADMIN_CALL_TIMEOUT_MS = 120_000;
 
 export interface DataPlaneDeps {
   store: Store;
@@ -35,6 +39,12 @@ export interface DataPlaneDeps {
   log: Logger;
   registry: Registry;
   config: DataPlaneConfig;
+  /** Where requests are counted for the autoscaler and the idle timers. */
+  loads: WorkloadLoads;
+  /** Activates a workload that its inactive timeout deactivated. */
+  wake: (workloadId: string) => void;
+  /** The time schedules are read at. */
+  scheduleNow: () => number;
 }
 
 /** An authenticated request for a known workload, before any replica is chosen. */
@@ -51,18 +61,27 @@ export class DataPlane {
   readonly pools = new StreamPools();
   readonly keys: KeyAuth;
   readonly metering: Metering;
+  readonly activator: Activator;
+  readonly loads: WorkloadLoads;
   private readonly limiter = new RateLimiter();
 
   constructor(private readonly deps: DataPlaneDeps) {
     const now = () => deps.clock.now();
     this.routing = new RoutingTable({ store: deps.store, now });
+    this.loads = deps.loads;
+    this.activator = new Activator({ routing: this.routing, clock: deps.clock, wake: deps.wake, scheduleNow: deps.scheduleNow, config: deps.config });
     this.keys = new KeyAuth({ store: deps.store, now });
     this.metering = new Metering({ store: deps.store, clock: deps.clock, log: deps.log, registry: deps.registry, inflight: () => this.inflight() });
   }
 
-  /** A replica reported ready (again): it is back in rotation. */
+  /** A replica reported ready (again): it is back in rotation, and requests waiting for its workload go now. */
   replicaReady(replicaId: string): void {
     this.balancer.readmit(replicaId);
+    const workloadId = this.deps.store.replicas.get(replicaId)?.workload_id;
+    if (workloadId) {
+      this.routing.invalidate(workloadId);
+      this.activator.replicaReady(workloadId);
+    }
   }
 
   /**
@@ -118,13 +137,20 @@ export class DataPlane {
       if (!syncRoutes[entry.spec.task_type].includes(route)) {
         throw new DataPlaneError(404, routeNotServed(entry.spec.task_type, route), 'not_found_error', 'route_not_served');
       }
-      this.assertServing(entry);
       const prepared = prepareBody(body, req.headers['content-type'], route, entry.spec, entry.workload.slug);
       const path = `${upstreamPath(route)}${query}`;
-      const outcome = await this.relay(req, res, entry, path, prepared);
-      status = outcome.status;
-      replicaId = outcome.replicaId;
-      tap = outcome.tap;
+      const load = this.deps.loads.of(entry.workload.id);
+      // In flight from here to the end of the answer, cold-start wait included: that is what scales from zero.
+      load.requestStarted();
+      try {
+        const serving = await this.serving(entry, res);
+        const outcome = await this.relay(req, res, serving, path, prepared);
+        status = outcome.status;
+        replicaId = outcome.replicaId;
+        tap = outcome.tap;
+      } finally {
+        load.requestEnded();
+      }
     } catch (err) {
       const e = err instanceof DataPlaneError ? err : this.internal(err);
       status = e.status;
@@ -150,21 +176,25 @@ export class DataPlane {
     }
   }
 
-  /** What a request may be answered with right now: a deactivated workload or one with no ready replica says why. */
-  assertServing(entry: RouteEntry): void {
-    if (entry.workload.desired_state === 'inactive') {
-      throw new DataPlaneError(503, `workload ${entry.workload.slug} is deactivated: activate it with \`ik workloads activate ${entry.workload.slug}\``, 'api_error', 'workload_inactive', { 'retry-after': '60' });
-    }
-    if (entry.replicas.length === 0) {
-      throw new DataPlaneError(503, `workload ${entry.workload.slug} has no ready replica yet (state ${entry.workload.state}): retry shortly`, 'api_error', 'no_ready_replica', { 'retry-after': '10' });
-    }
+  /**
+   * A workload ready to take the request: at once when it has a ready replica, else after the activator's wait, which
+   * ends early when the client leaves (`until`: the response it would get, or a signal).
+   */
+  serving(entry: RouteEntry, until?: ServerResponse | AbortSignal): Promise<Serving> | Serving {
+    if (entry.replicas.length > 0 && entry.workload.desired_state === 'active' && entry.spec.execution_policy !== 'scheduled') return { entry, coldStart: false };
+    if (!until || until instanceof AbortSignal) return this.activator.serving(entry, until);
+    const res = until;
+    const gone = new AbortController();
+    const onClose = () => gone.abort();
+    res.once('close', onClose);
+    return this.activator.serving(entry, gone.signal).finally(() => res.off('close', onClose));
   }
 
   /** Picks a replica, relays, retries on another before the first byte; streams the answer to the client. */
   private async relay(
     req: IncomingMessage,
     res: ServerResponse,
-    entry: RouteEntry,
+    { entry, coldStart }: Serving,
     path: string,
     prepared: ReturnType<typeof prepareBody>,
   ): Promise<{ status: number; replicaId: string | null; tap: ResponseTap | undefined }> {
@@ -184,7 +214,7 @@ export class DataPlane {
       clientGone.abort();
     }, this.deps.config.requestTimeoutMs);
     try {
-      return await this.attempts(req, res, entry, path, prepared, { tried, failures, signal: clientGone.signal, deadlineAt, timedOut: () => timedOut, onClose });
+      return await this.attempts(req, res, entry, path, prepared, { tried, failures, signal: clientGone.signal, deadlineAt, timedOut: () => timedOut, onClose, coldStart });
     } finally {
       clearTimeout(timer);
     }
@@ -196,7 +226,7 @@ export class DataPlane {
     entry: RouteEntry,
     path: string,
     prepared: ReturnType<typeof prepareBody>,
-    run: { tried: Set<string>; failures: string[]; signal: AbortSignal; deadlineAt: number; timedOut: () => boolean; onClose: () => void },
+    run: { tried: Set<string>; failures: string[]; signal: AbortSignal; deadlineAt: number; timedOut: () => boolean; onClose: () => void; coldStart: boolean },
   ): Promise<{ status: number; replicaId: string | null; tap: ResponseTap | undefined }> {
     const { tried, failures, onClose, signal } = run;
     const giveUp = (replicaId: string | null) => {
@@ -247,6 +277,7 @@ export class DataPlane {
         headers[name] = existing === undefined ? upstream.rawHeaders[i + 1]! : [...(Array.isArray(existing) ? existing : [existing]), upstream.rawHeaders[i + 1]!];
       }
       headers['x-ik-replica'] = replica.id;
+      if (run.coldStart) headers['x-ik-cold-start'] = '1';
       res.writeHead(upstream.statusCode ?? 502, headers);
       await this.pipeResponse(upstream, tap, res, result.abort, entry, Math.max(0, run.deadlineAt - this.deps.clock.now()));
       release();
@@ -254,6 +285,28 @@ export class DataPlane {
     }
     const why = failures.length > 0 ? `: ${failures.join('; ')}` : '';
     throw new DataPlaneError(502, `no replica of ${entry.workload.slug} could take the request${why}`, 'api_error', 'upstream_unavailable', { 'retry-after': '5' });
+  }
+
+  /**
+   * One POST to a replica's backend through its agent's tunnel, answered in full (adapter loads and unloads). Throws
+   * when the replica's worker is not connected or the call breaks.
+   */
+  async callReplica(replica: RoutableReplica, path: string, body: unknown): Promise<{ status: number; body: string }> {
+    const session = this.deps.sessions.get(replica.workerId);
+    if (!session) throw new Error(`worker ${replica.workerId} is not connected`);
+    const payload = Buffer.from(JSON.stringify(body));
+    const result = await attemptRelay({
+      pool: this.pools.get(session, replica),
+      method: 'POST',
+      path,
+      headers: { host: `127.0.0.1:${replica.port}`, 'content-type': 'application/json', 'content-length': String(payload.length), connection: 'keep-alive' },
+      body: payload,
+      signal: AbortSignal.timeout(ADMIN_CALL_TIMEOUT_MS),
+    });
+    if (!result.ok) throw new Error(result.reason);
+    const chunks: Buffer[] = [];
+    for await (const chunk of result.response) chunks.push(chunk as Buffer);
+    return { status: result.response.statusCode ?? 502, body: Buffer.concat(chunks).toString('utf8') };
   }
 
   /** A usable replica of the workload (its tunnel is up and has room), by the balancer's rules; undefined if none is left. */
@@ -291,9 +344,12 @@ export class DataPlane {
     });
   }
 
+  /** The base model and its adapters, as vLLM lists them (an adapter's parent is the base model, its root the source). */
   private sendModels(res: ServerResponse, entry: RouteEntry): void {
     const created = Math.floor(this.deps.clock.now() / 1000);
-    const body = JSON.stringify({ object: 'list', data: [{ id: entry.spec.model, object: 'model', created, owned_by: 'ikhub', root: entry.spec.model, parent: null }] });
+    const base = { id: entry.spec.model, object: 'model', created, owned_by: 'ikhub', root: entry.spec.model, parent: null };
+    const adapters = entry.adapters.map((a) => ({ id: a.name, object: 'model', created: Math.floor(Date.parse(a.created_at) / 1000), owned_by: 'ikhub', root: a.source, parent: entry.spec.model }));
+    const body = JSON.stringify({ object: 'list', data: [base, ...adapters] });
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   }

@@ -5,6 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import { isoTime, type Clock, type TimerHandle } from '../../shared/clock.ts';
 import type { Logger } from '../../shared/logger.ts';
 import type { Store } from '../store/index.ts';
+import type { WorkloadLoads } from '../control/workload-loads.ts';
 import type { ClaimedJob } from '../store/jobs.ts';
 import type { AgentSession, AgentSessions } from '../tunnel/session.ts';
 import type { Balancer } from './balancer.ts';
@@ -32,6 +33,8 @@ export interface JobDispatcherDeps {
   clock: Clock;
   log: Logger;
   config: JobDispatcherConfig;
+  /** Where a running job counts as load for the autoscaler and the idle timers (as a sync request does). */
+  loads?: WorkloadLoads;
 }
 
 export const DEFAULT_MAX_RESULT_BYTES = 64 * 1024 * 1024;
@@ -149,6 +152,8 @@ export class JobDispatcher {
     this.running.set(job.id, run);
     this.perReplica.set(replica.id, this.load(replica.id) + 1);
     this.deps.balancer.started(replica.id);
+    const load = this.deps.loads?.of(job.workload_id);
+    load?.requestStarted();
     let outcome: RunOutcome;
     try {
       outcome = await this.execute(job, replica, session, run);
@@ -159,6 +164,7 @@ export class JobDispatcher {
       if (n <= 0) this.perReplica.delete(replica.id);
       else this.perReplica.set(replica.id, n);
       this.deps.balancer.finished(replica.id);
+      load?.requestEnded();
     }
     // After stop() the job was released (and the database may be closed): this run no longer owns it.
     if (this.stopped || this.running.get(job.id) !== run) return;

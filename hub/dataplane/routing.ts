@@ -12,10 +12,12 @@ export interface RoutableReplica {
 }
 
 export interface RouteEntry {
-  workload: Pick<WorkloadRecord, 'id' | 'project_id' | 'slug' | 'generation' | 'state' | 'desired_state'>;
+  workload: Pick<WorkloadRecord, 'id' | 'project_id' | 'slug' | 'generation' | 'state' | 'desired_state' | 'deactivated_by' | 'placement'>;
   projectSlug: string;
   spec: WorkloadSpec;
   replicas: RoutableReplica[];
+  /** The workload's LoRA adapters (what `model` may name besides the base model). */
+  adapters: Array<{ name: string; source: string; created_at: string }>;
   at: number;
 }
 
@@ -53,10 +55,20 @@ export class RoutingTable {
       .filter((r) => r.state === 'ready' && r.desired === 'run' && r.worker_id !== null && r.port !== null)
       .map((r) => ({ id: r.id, workerId: r.worker_id!, port: r.port!, generation: r.generation }));
     return {
-      workload: { id: workload.id, project_id: workload.project_id, slug: workload.slug, generation: workload.generation, state: workload.state, desired_state: workload.desired_state },
+      workload: {
+        id: workload.id,
+        project_id: workload.project_id,
+        slug: workload.slug,
+        generation: workload.generation,
+        state: workload.state,
+        desired_state: workload.desired_state,
+        deactivated_by: workload.deactivated_by,
+        placement: workload.placement,
+      },
       projectSlug,
       spec: store.workloads.fullSpec(workload.id)!,
       replicas,
+      adapters: store.adapters.list(workload.id).map((a) => ({ name: a.name, source: a.source, created_at: a.created_at })),
       at: this.deps.now(),
     };
   }

@@ -44,7 +44,12 @@ export async function relayWebSocket(
   socket.once('close', onGone);
   let timedOut = false;
   const timer = clock.setTimeout(() => ((timedOut = true), gone.abort()), deps.config.requestTimeoutMs);
-  const record = () =>
+  // In flight for the autoscaler from the upgrade to the socket's end (a long session keeps its replica alive).
+  const load = dataPlane.loads.of(entry.workload.id);
+  load.requestStarted();
+  let ended = false;
+  const record = () => {
+    if (!ended) (ended = true), load.requestEnded();
     dataPlane.metering.record({
       projectId: entry.workload.project_id,
       projectSlug: entry.projectSlug,
@@ -60,12 +65,13 @@ export async function relayWebSocket(
       completionTokens: null,
       replicaId,
     });
+  };
   try {
-    dataPlane.assertServing(entry);
+    const live = (await dataPlane.serving(entry, gone.signal)).entry;
     const tried = new Set<string>();
     const failures: string[] = [];
     for (let attempt = 0; attempt <= MAX_RETRIES; attempt++) {
-      const replica = dataPlane.pickReplica(entry, tried, undefined, undefined);
+      const replica = dataPlane.pickReplica(live, tried, undefined, undefined);
       if (!replica) break;
       tried.add(replica.id);
       const session = sessions.get(replica.workerId);

@@ -96,9 +96,15 @@ export class WsRequest {
       if (!syncRoutes[entry.spec.task_type].includes(route)) {
         throw new DataPlaneError(404, routeNotServedOverWs(entry.spec.task_type, route), 'not_found_error', 'route_not_served', {}, 'route');
       }
-      deps.dataPlane.assertServing(entry);
       const prepared = prepareBody(Buffer.from(JSON.stringify(msg.body)), 'application/json', route, entry.spec, entry.workload.slug);
-      await this.relay(entry, route, prepared);
+      const load = deps.dataPlane.loads.of(entry.workload.id);
+      load.requestStarted();
+      try {
+        const serving = await deps.dataPlane.serving(entry, this.controller.signal);
+        await this.relay(serving.entry, route, prepared);
+      } finally {
+        load.requestEnded();
+      }
       if (this.stopped) throw this.stopped;
     } catch (err) {
       const e = this.stopped ?? (err instanceof DataPlaneError ? err : this.internal(err));

@@ -11,6 +11,7 @@ import { createDataKeyStore } from './data-keys.ts';
 import { createReplicaStore } from './replicas.ts';
 import { createRequestLogStore } from './request-log.ts';
 import { createJobStore } from './jobs.ts';
+import { createAdapterStore } from './adapters.ts';
 import type { SecretBox } from '../secret-box.ts';
 
 export function createStore(db: Db, clock: Clock, box: SecretBox) {
@@ -26,6 +27,7 @@ export function createStore(db: Db, clock: Clock, box: SecretBox) {
     replicas: createReplicaStore(db, clock),
     requestLog: createRequestLogStore(db),
     jobs: createJobStore(db, clock),
+    adapters: createAdapterStore(db, clock),
     /** Runs `fn` in one immediate transaction (racy transitions are decided inside it). */
     transaction<T>(fn: () => T): T {
       return db.transaction(fn).immediate();

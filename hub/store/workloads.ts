@@ -10,6 +10,8 @@ import { readJson, writeJson } from './json-column.ts';
 export const workloadStates = ['creating', 'active', 'scheduled', 'inactive', 'degraded', 'failed'] as const;
 export type WorkloadState = (typeof workloadStates)[number];
 export type DesiredState = 'active' | 'inactive';
+/** Who deactivated a workload: by hand it stays off until activated; by its inactive timeout a request wakes it. */
+export type DeactivatedBy = 'hand' | 'timeout';
 
 /** What GET shows in place of an env value. */
 export const ENV_MASK = '********';
@@ -24,6 +26,11 @@ export interface WorkloadRecord {
   state: WorkloadState;
   desired_state: DesiredState;
   placement: string | null;
+  /** autoscaling: the count the autoscaler last decided (null: not yet; min_workers applies). */
+  scale: number | null;
+  deactivated_by: DeactivatedBy | null;
+  /** When the workload was last activated (created counts): an inactive timeout counts from then at the earliest. */
+  activated_at: string;
   created_at: string;
   updated_at: string;
 }
@@ -38,13 +45,18 @@ interface WorkloadDbRow {
   state: string;
   desired_state: string;
   placement: string | null;
+  scale: number | null;
+  deactivated_by: string | null;
+  activated_at: string | null;
   created_at: string;
   updated_at: string;
 }
 
-const COLUMNS = 'id, project_id, slug, spec, env_sealed, generation, state, desired_state, placement, created_at, updated_at';
+const COLUMNS =
+  'id, project_id, slug, spec, env_sealed, generation, state, desired_state, placement, scale, deactivated_by, activated_at, created_at, updated_at';
 const stateSchema = z.enum(workloadStates);
 const desiredSchema = z.enum(['active', 'inactive']);
+const deactivatedBySchema = z.enum(['hand', 'timeout']).nullable();
 const envSchema = z.record(z.string(), z.string());
 
 export function maskEnv(env: Record<string, string> | undefined): Record<string, string> | undefined {
@@ -53,8 +65,8 @@ export function maskEnv(env: Record<string, string> | undefined): Record<string,
 
 export function createWorkloadStore(db: Db, clock: Clock, box: SecretBox) {
   const insert = db.prepare(
-    `INSERT INTO workloads (id, project_id, slug, spec, env_sealed, generation, state, desired_state, created_at, updated_at)
-     VALUES (@id, @project_id, @slug, @spec, @env_sealed, 1, 'creating', 'active', @at, @at)`,
+    `INSERT INTO workloads (id, project_id, slug, spec, env_sealed, generation, state, desired_state, activated_at, created_at, updated_at)
+     VALUES (@id, @project_id, @slug, @spec, @env_sealed, 1, 'creating', 'active', @at, @at, @at)`,
   );
   const bySlug = db.prepare<[string, string], WorkloadDbRow>(`SELECT ${COLUMNS} FROM workloads WHERE project_id = ? AND slug = ?`);
   const byId = db.prepare<[string], WorkloadDbRow>(`SELECT ${COLUMNS} FROM workloads WHERE id = ?`);
@@ -64,9 +76,13 @@ export function createWorkloadStore(db: Db, clock: Clock, box: SecretBox) {
     `UPDATE workloads SET spec = @spec, env_sealed = @env_sealed, generation = generation + 1, updated_at = @at
      WHERE id = @id AND generation = @generation`,
   );
-  const setLifecycle = db.prepare<[string, string, string, string]>(
-    'UPDATE workloads SET desired_state = ?, state = ?, updated_at = ? WHERE id = ?',
+  const deactivate = db.prepare<[string, string, string]>(
+    "UPDATE workloads SET desired_state = 'inactive', state = 'inactive', deactivated_by = ?, updated_at = ? WHERE id = ?",
   );
+  const activate = db.prepare<[string, string, string, string]>(
+    "UPDATE workloads SET desired_state = 'active', state = ?, deactivated_by = NULL, scale = NULL, activated_at = ?, updated_at = ? WHERE id = ?",
+  );
+  const setScale = db.prepare<[number | null, string]>('UPDATE workloads SET scale = ? WHERE id = ?');
   const remove = db.prepare<[string]>('DELETE FROM workloads WHERE id = ?');
   const setState = db.prepare<[string, string, string]>('UPDATE workloads SET state = ?, updated_at = ? WHERE id = ?');
   const setPlacement = db.prepare<[string | null, string]>('UPDATE workloads SET placement = ? WHERE id = ?');
@@ -76,6 +92,8 @@ export function createWorkloadStore(db: Db, clock: Clock, box: SecretBox) {
     spec: readJson(normalizedWorkloadSpecSchema, row.spec, 'workloads.spec'),
     state: stateSchema.parse(row.state),
     desired_state: desiredSchema.parse(row.desired_state),
+    deactivated_by: deactivatedBySchema.parse(row.deactivated_by),
+    activated_at: row.activated_at ?? row.created_at,
   });
   const columns = (spec: WorkloadSpec) => ({
     spec: writeJson({ ...spec, ...(spec.env ? { env: maskEnv(spec.env) } : {}) }),
@@ -112,8 +130,18 @@ export function createWorkloadStore(db: Db, clock: Clock, box: SecretBox) {
     replaceSpec(id: string, generation: number, spec: WorkloadSpec): boolean {
       return update.run({ id, generation, at: isoTime(clock.now()), ...columns(spec) }).changes === 1;
     },
-    setLifecycle(id: string, desired: DesiredState, state: WorkloadState): void {
-      setLifecycle.run(desired, state, isoTime(clock.now()), id);
+    /** Releases the workload's compute; `by` decides whether a request may wake it (timeout) or not (hand). */
+    deactivate(id: string, by: DeactivatedBy): void {
+      deactivate.run(by, isoTime(clock.now()), id);
+    },
+    /** Runs the workload by its policy again, from its starting count (autoscaling: min_workers, then the autoscaler). */
+    activate(id: string, state: WorkloadState): void {
+      const at = isoTime(clock.now());
+      activate.run(state, at, at, id);
+    },
+    /** The autoscaler's decision (null: back to min_workers). */
+    setScale(id: string, scale: number | null): void {
+      setScale.run(scale, id);
     },
     delete(id: string): boolean {
       return remove.run(id).changes > 0;

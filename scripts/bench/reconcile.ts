@@ -164,7 +164,7 @@ function buildHub(p: ReconcileParams) {
     clock,
     log,
     // The hub's defaults (hub/config.ts); the resync timer is not started: the bench runs each pass itself.
-    config: { restartBackoffBaseMs: 10_000, placementStrategy: 'spread', resyncMs: 10_000, stopGraceMs: 30_000, degradedAfterMs: 900_000 },
+    config: { restartBackoffBaseMs: 10_000, placementStrategy: 'spread', resyncMs: 10_000, stopGraceMs: 30_000, degradedAfterMs: 900_000, drainTimeoutMs: 600_000 },
   });
   const reports = new ReplicaReports({ store, sessions, reconciler, clock, log, workerGraceS: 60 });
   return { store, reconciler, reports, recorder, setupMs };

@@ -13,6 +13,7 @@ import { runWorkloadsCommand } from './commands/workloads.ts';
 import { runProjectsCommand } from './commands/projects.ts';
 import { runTokensCommand } from './commands/tokens.ts';
 import { runKeysCommand } from './commands/keys.ts';
+import { runAdaptersCommand } from './commands/adapters.ts';
 import { runPlanCommand } from './commands/plan.ts';
 
 const USAGE = `ik ${VERSION}: turn GPU boxes into managed, OpenAI-compatible inference endpoints
@@ -30,6 +31,7 @@ usage: ik <command> [options]
   projects [ls|create SLUG]
   tokens [create|ls|revoke ID]
   keys [create SLUG|ls [SLUG]|revoke ID]
+  adapters [list SLUG|put SLUG NAME --source S|delete SLUG NAME]
   version
 
 Project commands act on --project, else IK_PROJECT, else "default".
@@ -54,6 +56,8 @@ const commands: Record<string, (argv: string[], env: NodeJS.ProcessEnv) => Promi
   token: runTokensCommand,
   keys: runKeysCommand,
   key: runKeysCommand,
+  adapters: runAdaptersCommand,
+  adapter: runAdaptersCommand,
   plan: runPlanCommand,
 };
 

@@ -21,6 +21,11 @@ export const replicaReportSchema = z.strictObject({
   restarts: z.number().int().nonnegative(),
   /** Why the replica is failed (or was restarted last), in words. */
   reason: z.string().max(2000).nullable(),
+  /** The backend metric its workload autoscales on (metric "backend"), as last read from its /metrics. */
+  metrics: z
+    .record(z.string().regex(/^[A-Za-z_:][A-Za-z0-9_:]{0,127}$/, 'a Prometheus metric name'), z.number().finite())
+    .refine((m) => Object.keys(m).length <= 8, 'at most 8 metrics')
+    .optional(),
 });
 export type ReplicaReport = z.infer<typeof replicaReportSchema>;
 

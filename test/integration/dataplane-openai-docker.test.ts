@@ -1,11 +1,13 @@
 // End to end with Docker: the official OpenAI client through the hub, the tunnel and the agent to ik-sim containers
 // (IK_RUNTIME=docker, every backend mapped to ik-sim:dev, host network, fake GPUs): chat (plain and streamed) and
-// embeddings. Skipped without a Docker engine, except in CI.
+// embeddings; an autoscaling workload started from zero by its first request (a container per cold start) and back to
+// zero when idle. Skipped without a Docker engine, except in CI.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHub, startAgent, type TestAgent, type TestHub } from '../helpers/processes.ts';
 import { waitForWorker } from '../helpers/api.ts';
-import { allReady, ensure, waitForReplicas } from '../helpers/workloads.ts';
+import { allReady, ensure, events, getWorkload, waitForReplicas } from '../helpers/workloads.ts';
+import { eventually } from '../helpers/api.ts';
 import { dockerTestOptions, ensureSimImage, removeContainersOf, SIM_IMAGE_MAP } from '../helpers/docker.ts';
 import { CHAT_MODEL, chatSpec, createKey, embeddingSpec, openaiFor, replicaIds } from '../helpers/dataplane.ts';
 
@@ -21,7 +23,7 @@ const replicas: Record<string, string[]> = {};
 before(async () => {
   if (options.skip) return;
   ensureSimImage();
-  hub = await startHub();
+  hub = await startHub({ env: { IK_POLICY_TICK_MS: '200' } });
   agent = startAgent({
     hub,
     name: 'docker-openai-box',
@@ -31,6 +33,8 @@ before(async () => {
   workerId = (await waitForWorker(hub.url, hub.adminToken, 'docker-openai-box', (w) => w.state === 'ready')).id;
   await ensure(hub, chatSpec('docker-chat'));
   await ensure(hub, embeddingSpec('docker-embed', EMBED_MODEL));
+  await ensure(hub, chatSpec('docker-elastic', {}, { execution_policy: 'autoscaling', execution_policy_config: { min_workers: 0, max_workers: 1, scale_to_zero_delay_s: 2 } }));
+  keys['docker-elastic'] = (await createKey(hub, 'docker-elastic')).secret;
   for (const slug of ['docker-chat', 'docker-embed']) {
     const ready = await waitForReplicas(hub, slug, allReady(1), 60_000);
     assert.ok(ready.every((r) => r.container_id), 'replicas run in containers');
@@ -89,4 +93,20 @@ test('embeddings through a container', options, async () => {
   assertServedBy('docker-embed', response.headers);
   assert.equal(data.data.length, 2);
   assert.ok(data.data.every((d) => d.embedding.length === 16));
+});
+
+test('scale from zero over Docker: the first request starts a container and says so; idle, it goes back to zero', options, async () => {
+  assert.equal((await getWorkload(hub, 'docker-elastic')).replicas.length, 0, 'nothing runs before the first request');
+  const client = openaiFor(hub, 'docker-elastic', keys['docker-elastic']!);
+  const { data, response } = await client.chat.completions.create({ model: CHAT_MODEL, messages: [{ role: 'user', content: 'cold?' }], max_tokens: 4 }).withResponse();
+  assert.equal(response.headers.get('x-ik-cold-start'), '1');
+  assert.equal(data.model, CHAT_MODEL);
+  const served = (await getWorkload(hub, 'docker-elastic')).replicas.find((r: { id: string }) => r.id === response.headers.get('x-ik-replica'));
+  assert.ok(served?.container_id, 'the cold start ran a container');
+  await eventually('docker-elastic back at zero', async () => {
+    const w = await getWorkload(hub, 'docker-elastic');
+    return w.desired_replicas === 0 && w.replicas.every((r: { state: string }) => r.state === 'stopped') ? w : undefined;
+  }, 30_000, 250);
+  const scaled = (await events(hub, 'workload=docker-elastic')).filter((e) => e.kind === 'workload.scaled').map((e) => e.message);
+  assert.ok(scaled.some((m) => /0→1: a request arrived/.test(m)) && scaled.some((m) => /1→0: idle for/.test(m)), scaled.join(' | '));
 });

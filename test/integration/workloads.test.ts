@@ -84,7 +84,7 @@ test('env values are sealed: masked on GET, and a masked value sent back keeps t
   assert.deepEqual(shown.body.env, { HF_TOKEN: '********', LOG: '********' });
   assert.ok(!JSON.stringify(shown.body).includes('hf_supersecret'));
   // GET, edit, PUT back: the masked values keep what is stored, so nothing drifts.
-  const { project: _p, state: _s, desired_state: _d, generation: _g, desired_replicas: _r, replicas: _x, placement: _pl, created_at: _c, updated_at: _u, ...roundTrip } = shown.body;
+  const { project: _p, state: _s, desired_state: _d, generation: _g, desired_replicas: _r, deactivated_by: _db, adapters: _ad, replicas: _x, placement: _pl, created_at: _c, updated_at: _u, ...roundTrip } = shown.body;
   assert.equal((await put('secretive', roundTrip, 'fail')).status, 200);
   const rotated = await put('secretive', { ...spec, env: { HF_TOKEN: 'hf_rotated', LOG: 'debug' } }, 'fail');
   assert.equal(rotated.status, 409);

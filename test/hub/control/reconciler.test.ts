@@ -94,7 +94,7 @@ describe('Reconciler with a store and a recording agent session', () => {
       sessions,
       clock,
       log,
-      config: { restartBackoffBaseMs: 1000, placementStrategy: 'spread', resyncMs: 10_000, stopGraceMs: 1000, degradedAfterMs: 60_000 },
+      config: { restartBackoffBaseMs: 1000, placementStrategy: 'spread', resyncMs: 10_000, stopGraceMs: 1000, degradedAfterMs: 60_000, drainTimeoutMs: 5000 },
     });
     reports = new ReplicaReports({ store, sessions, reconciler, clock, log, workerGraceS: 60 });
   });
